@@ -1,0 +1,40 @@
+# Every command a person runs. `make run` and `make test` work on a fresh clone.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench system-deps services clean
+
+$(STAMP): pyproject.toml tests/external/showme-sms-pigeon/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,lint]' -e tests/external/showme-sms-pigeon
+	touch $(STAMP)
+
+## Start ShowMe on its embedded defaults (SQLite, local disk, outbox SMS, demo organisation).
+run: $(STAMP)
+	$(BIN)/showme --data-dir var serve --demo
+
+## Install everything the tests need (Debian packages included) and run the whole suite.
+test: system-deps $(STAMP) services
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check showme_core tests bench
+	$(BIN)/ruff format --check showme_core tests bench
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	@echo "no benchmarks yet (they arrive with the picture loop)"
+
+## Debian packages the tests drive: Chromium. Fails loudly if they cannot be installed.
+system-deps:
+	scripts/ensure-system-deps.sh
+
+## PostgreSQL on 127.0.0.1:5432 (the store tests run on it as well as on SQLite).
+services:
+	scripts/ensure-services.sh
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

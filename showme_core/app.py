@@ -1,0 +1,146 @@
+"""The service object and the ASGI app factory. The factory wires; domain modules do the work."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Coroutine, Iterable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.applications import Starlette
+from starlette.requests import Request
+
+from showme_core.accounts import Passwords
+from showme_core.auth import SessionCookies
+from showme_core.config import Settings, load_settings
+from showme_core.defaults import DEFAULT_PLUGINS
+from showme_core.events import Event, LocalBus, append_event
+from showme_core.logs import configure_logging
+from showme_core.metrics import Metrics
+from showme_core.plugins import PluginError, PluginHost
+from showme_core.store import Database
+
+log = structlog.get_logger("showme")
+
+
+class Transaction:
+    """A write transaction that collects the events it appends, published after commit."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+        self.events: list[Event] = []
+
+    async def event(
+        self, organisation_id: str, type_: str, data: dict[str, Any], invite_id: str | None = None
+    ) -> Event:
+        event = await append_event(self.conn, organisation_id, type_, data, invite_id)
+        self.events.append(event)
+        return event
+
+
+class ShowMe:
+    """One service instance: settings, store, providers, bus and background work."""
+
+    def __init__(self, settings: Settings, plugins: Iterable[object] = ()) -> None:
+        self.settings = settings
+        self.db = Database(settings.effective_database_url)
+        self.plugins = PluginHost(settings, defaults=[*DEFAULT_PLUGINS, *plugins])
+        self.sms_providers = self.plugins.sms_providers()
+        self.storage_backends = self.plugins.storage_backends()
+        storage_name = settings.settings_for("core").get("storage", "filesystem")
+        if storage_name not in self.storage_backends:
+            raise PluginError(f"storage backend {storage_name!r} is not registered")
+        self.storage = self.storage_backends[storage_name]
+        self.bus = LocalBus()
+        self.metrics = Metrics()
+        self.passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
+        self.cookies = SessionCookies(settings.signing_keys(), settings.session_max_age_seconds)
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        async with self.db.transaction() as conn:
+            tx = Transaction(conn)
+            yield tx
+        for event in tx.events:
+            self.published(event)
+
+    def published(self, event: Event) -> None:
+        """An event is committed: wake feeds, count it, and let plugins react in the background."""
+        self.bus.publish(event.organisation_id)
+        if event.type == "invite.opened":
+            self.metrics.invites_opened.inc()
+        elif event.type == "invite.created":
+            self.metrics.invites_created.labels(
+                event.data["invite"]["created_by"].split(":")[0]
+            ).inc()
+        elif event.type == "sms.status":
+            sms = event.data["sms"]
+            self.metrics.sms_status.labels(sms["provider"] or "none", sms["status"]).inc()
+        self.spawn(self.plugins.on_event(self, event), name="on-event")
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        """Run background work that must finish before shutdown and whose errors are logged."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task failed", task=task.get_name(), exc_info=task.exception())
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Wait for background work (SMS sends, plugin reactions) to finish."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self._tasks:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                break
+            await asyncio.wait(set(self._tasks), timeout=remaining)
+
+    def base_url(self, request: Request) -> str:
+        """Where callers reach this service: ``public_url`` when set, else what the request says
+        (which honours X-Forwarded-* only from trusted proxies, see ``showme serve``)."""
+        return self.settings.public_url or str(request.base_url).rstrip("/")
+
+    async def start(self) -> None:
+        await self.db.ping()
+        await self.plugins.startup(self)
+
+    async def stop(self) -> None:
+        await self.drain()
+        await self.plugins.shutdown(self)
+        await self.db.dispose()
+
+
+def create_app(settings: Settings | None = None, plugins: Iterable[object] = ()) -> Starlette:
+    """Build the ASGI app: one ShowMe service with its own plugin manager."""
+    from showme_core.web.errors import EXCEPTION_HANDLERS
+    from showme_core.web.middleware import RequestContext
+    from showme_core.web.routes import build_routes
+
+    settings = settings or load_settings()
+    configure_logging(settings)
+    showme = ShowMe(settings, plugins)
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await showme.start()
+        log.info("showme started", plugins=showme.plugins.active)
+        try:
+            yield
+        finally:
+            await showme.stop()
+
+    app = Starlette(
+        routes=build_routes(showme),
+        lifespan=lifespan,
+        exception_handlers=EXCEPTION_HANDLERS,
+    )
+    app.state.showme = showme
+    app.add_middleware(RequestContext, showme=showme)
+    return app

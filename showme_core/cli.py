@@ -1,0 +1,361 @@
+"""The ``showme`` command: serve, migrate and administer organisations, users, keys and credits."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import secrets
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError
+
+from showme_core.config import ConfigError, Settings, load_settings
+from showme_core.errors import ShowMeError
+from showme_core.plugins import PluginError
+
+DEMO_SLUG = "demo"
+DEMO_EMAIL = "dispatcher@demo.invalid"
+
+
+class CliError(Exception):
+    """A failure the user can fix; printed without a traceback."""
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(
+        Path(args.config) if args.config else None,
+        data_dir=getattr(args, "data_dir", None),
+        database_url=getattr(args, "database_url", None),
+    )
+
+
+def _run(coro_fn: Callable[[Any], Awaitable[int]], args: argparse.Namespace) -> int:
+    from showme_core.app import ShowMe
+
+    async def main() -> int:
+        showme = ShowMe(_settings(args))
+        try:
+            return await coro_fn(showme)
+        finally:
+            await showme.db.dispose()
+
+    return asyncio.run(main())
+
+
+# -- commands ----------------------------------------------------------------------------------
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from showme_core.store.migrate import migrate
+
+    settings = _settings(args)
+    migrate(settings.effective_database_url)
+    print("database is at the latest schema")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from showme_core.app import create_app
+    from showme_core.store.migrate import migrate
+
+    overrides: dict[str, Any] = {"host": args.host, "port": args.port}
+    settings = load_settings(
+        Path(args.config) if args.config else None,
+        data_dir=args.data_dir,
+        database_url=args.database_url,
+        **overrides,
+    )
+    if args.demo:
+        migrate(settings.effective_database_url)
+        login = asyncio.run(_ensure_demo(settings))
+        base = settings.public_url or f"http://{settings.host}:{settings.port}"
+        print(
+            f"\nShowMe is starting.\n  Console:  {base}/console/\n"
+            f"  Sign in:  {login[0]}\n  Password: {login[1]}\n",
+            flush=True,
+        )
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=",".join(settings.trusted_proxies) or None,
+        timeout_graceful_shutdown=3,
+    )
+    return 0
+
+
+async def _ensure_demo(settings: Settings) -> tuple[str, str]:
+    """Create the demo organisation and dispatcher once; remember the password in the data dir."""
+    from showme_core.accounts import Role, create_user
+    from showme_core.app import ShowMe
+    from showme_core.errors import NotFound
+    from showme_core.organisations import create_organisation, find_organisation
+
+    secret_file = settings.data_dir / "demo-login.txt"
+    showme = ShowMe(settings)
+    try:
+        async with showme.transaction() as tx:
+            try:
+                await find_organisation(tx.conn, DEMO_SLUG)
+            except NotFound:
+                org = await create_organisation(
+                    tx.conn,
+                    slug=DEMO_SLUG,
+                    name="Demo PSAP",
+                    default_region="BE",
+                    initial_credits=100,
+                )
+                password = secrets.token_urlsafe(12)
+                await create_user(
+                    tx.conn,
+                    showme.passwords,
+                    organisation_id=org.id,
+                    email=DEMO_EMAIL,
+                    name="Demo Dispatcher",
+                    role=Role.DISPATCHER,
+                    password=password,
+                )
+                settings.data_dir.mkdir(parents=True, exist_ok=True)
+                secret_file.write_text(password + "\n")
+                secret_file.chmod(0o600)
+    finally:
+        await showme.db.dispose()
+    password = secret_file.read_text().strip() if secret_file.exists() else "(see demo-login.txt)"
+    return DEMO_EMAIL, password
+
+
+def cmd_org_create(args: argparse.Namespace) -> int:
+    from showme_core.organisations import create_organisation
+
+    async def run(showme: Any) -> int:
+        async with showme.transaction() as tx:
+            org = await create_organisation(
+                tx.conn,
+                slug=args.slug,
+                name=args.name,
+                default_region=args.region,
+                default_language=args.language,
+                invite_ttl_seconds=args.invite_ttl,
+                retention_seconds=args.retention,
+                sms_providers=args.sms_provider or None,
+                initial_credits=args.credits,
+            )
+        print(f"organisation {org.slug} created (id {org.id}, {org.sms_credits} SMS credits)")
+        return 0
+
+    return _run(run, args)
+
+
+def cmd_user_create(args: argparse.Namespace) -> int:
+    from showme_core.accounts import Role, create_user
+    from showme_core.organisations import find_organisation
+
+    password = _read_password(args)
+
+    async def run(showme: Any) -> int:
+        async with showme.transaction() as tx:
+            org = await find_organisation(tx.conn, args.org)
+            user = await create_user(
+                tx.conn,
+                showme.passwords,
+                organisation_id=org.id,
+                email=args.email,
+                name=args.name or args.email,
+                role=Role(args.role),
+                password=password,
+            )
+        print(f"user {user.email} ({user.role.value}) created in {org.slug}")
+        return 0
+
+    return _run(run, args)
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    if env := os.environ.get("SHOWME_NEW_PASSWORD"):
+        return env
+    if not sys.stdin.isatty():
+        raise CliError("no password: use --password-stdin or SHOWME_NEW_PASSWORD")
+    first = getpass.getpass("Password: ")
+    if first != getpass.getpass("Again: "):
+        raise CliError("the two passwords differ")
+    return first
+
+
+def cmd_apikey_create(args: argparse.Namespace) -> int:
+    from showme_core.accounts import create_api_key
+    from showme_core.organisations import find_organisation
+
+    async def run(showme: Any) -> int:
+        async with showme.transaction() as tx:
+            org = await find_organisation(tx.conn, args.org)
+            key, secret = await create_api_key(
+                tx.conn, organisation_id=org.id, name=args.name, scopes=args.scope or None
+            )
+        print(f"API key {key.id} for {org.slug}, scopes {', '.join(sorted(key.scopes))}.")
+        print("Store it now; it is not shown again:", file=sys.stderr)
+        print(secret)
+        return 0
+
+    return _run(run, args)
+
+
+def cmd_credits_add(args: argparse.Namespace) -> int:
+    from showme_core.organisations import change_credits, find_organisation
+
+    if args.amount <= 0:
+        raise CliError("--amount must be a positive number of credits")
+
+    async def run(showme: Any) -> int:
+        async with showme.transaction() as tx:
+            org = await find_organisation(tx.conn, args.org)
+            balance = await change_credits(
+                tx.conn, org.id, args.amount, reason="topup", actor="cli"
+            )
+            await tx.event(org.id, "credits.changed", {"credits": balance})
+        print(f"{org.slug} now has {balance} SMS credits")
+        return 0
+
+    return _run(run, args)
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from showme_core.plugins import PluginHost
+
+    settings = _settings(args)
+    host = PluginHost(settings)
+    print("built-in defaults: outbox (SMS), filesystem (storage)")
+    rows = host.installed()
+    if not rows:
+        print("no plugins installed in the 'showme' entry-point group")
+    for plugin in rows:
+        state = "active" if plugin.active else "installed"
+        print(f"{plugin.name:24} {state:10} {plugin.value} ({plugin.distribution or '?'})")
+    return 0
+
+
+# -- parser ------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="showme", description="ShowMe: let an emergency caller show the scene."
+    )
+    parser.add_argument("--config", help="TOML configuration file (or SHOWME_CONFIG)")
+    parser.add_argument("--data-dir", dest="data_dir", help="data directory (or SHOWME_DATA_DIR)")
+    parser.add_argument(
+        "--database-url", dest="database_url", help="SQLAlchemy URL (or SHOWME_DATABASE_URL)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the service")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 8000)")
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="migrate and create a demo organisation and dispatcher on first start",
+    )
+    serve.set_defaults(func=cmd_serve)
+
+    sub.add_parser("migrate", help="bring the database to the latest schema").set_defaults(
+        func=cmd_migrate
+    )
+
+    org = sub.add_parser("org", help="organisations").add_subparsers(
+        dest="org_command", required=True, metavar="ACTION"
+    )
+    org_create = org.add_parser("create", help="create an organisation (a PSAP)")
+    org_create.add_argument("--slug", required=True, help="short unique name, e.g. psap-north")
+    org_create.add_argument("--name", required=True, help="display name")
+    org_create.add_argument(
+        "--region", required=True, help="default phone region, ISO 3166 code (BE, FR, US...)"
+    )
+    org_create.add_argument("--language", default="en", help="default SMS language")
+    org_create.add_argument(
+        "--invite-ttl", type=int, default=6 * 3600, help="link lifetime, seconds"
+    )
+    org_create.add_argument(
+        "--retention", type=int, default=6 * 3600, help="media retention, seconds"
+    )
+    org_create.add_argument("--credits", type=int, default=50, help="initial SMS credits")
+    org_create.add_argument(
+        "--sms-provider", action="append", help="SMS provider chain, in order (default: outbox)"
+    )
+    org_create.set_defaults(func=cmd_org_create)
+
+    user = sub.add_parser("user", help="users").add_subparsers(
+        dest="user_command", required=True, metavar="ACTION"
+    )
+    user_create = user.add_parser("create", help="create a local account")
+    user_create.add_argument("--org", required=True, help="organisation slug")
+    user_create.add_argument("--email", required=True)
+    user_create.add_argument("--name")
+    user_create.add_argument(
+        "--role", default="dispatcher", choices=["dispatcher", "supervisor", "admin"]
+    )
+    user_create.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from standard input (else SHOWME_NEW_PASSWORD, else a prompt)",
+    )
+    user_create.set_defaults(func=cmd_user_create)
+
+    apikey = sub.add_parser("apikey", help="API keys for CAD systems").add_subparsers(
+        dest="apikey_command", required=True, metavar="ACTION"
+    )
+    apikey_create = apikey.add_parser("create", help="create a key (printed once)")
+    apikey_create.add_argument("--org", required=True, help="organisation slug")
+    apikey_create.add_argument("--name", required=True, help="what uses it, e.g. 'CAD north'")
+    apikey_create.add_argument(
+        "--scope", action="append", help="invites:write, invites:read, events:read (default: all)"
+    )
+    apikey_create.set_defaults(func=cmd_apikey_create)
+
+    credits = sub.add_parser("credits", help="SMS credits").add_subparsers(
+        dest="credits_command", required=True, metavar="ACTION"
+    )
+    credits_add = credits.add_parser("add", help="top up an organisation's credits")
+    credits_add.add_argument("--org", required=True, help="organisation slug")
+    credits_add.add_argument("--amount", type=int, required=True)
+    credits_add.set_defaults(func=cmd_credits_add)
+
+    sub.add_parser("plugins", help="list installed and active plugins").set_defaults(
+        func=cmd_plugins
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result: int = args.func(args)
+        return result
+    except (CliError, ConfigError, PluginError, ShowMeError) as exc:
+        print(f"showme: error: {getattr(exc, 'message', None) or exc}", file=sys.stderr)
+        return 1
+    except DBAPIError as exc:
+        print(
+            f"showme: error: the database refused the operation ({type(exc.orig).__name__}); "
+            "if it is new or was upgraded, run 'showme migrate' first",
+            file=sys.stderr,
+        )
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""Service configuration: one typed settings object, read from a TOML file and the environment.
+
+Values may be written as ``{"$env": "NAME"}`` (or ``{"$file": "/run/secrets/x"}``) so
+that secrets stay out of configuration files and out of the repository.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+ENV_PREFIX = "SHOWME_"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says what to fix."""
+
+
+class Settings(BaseModel):
+    """Everything an operator can set. Defaults give the embedded single-instance service."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    data_dir: Path = Path("var")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy async URL; default: SQLite file in data_dir.",
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str | None = Field(
+        default=None,
+        description="Base URL callers and providers reach, e.g. https://showme.example.org",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Proxy addresses whose X-Forwarded-Proto/For headers are believed.",
+    )
+    secret_keys: list[str] = Field(
+        default_factory=list,
+        description="Cookie-signing secrets, newest last; shared by all instances. "
+        "Empty: a random key per process (sessions end at restart).",
+    )
+    plugins: list[str] = Field(
+        default_factory=list,
+        description="Names of installed 'showme' entry points to activate (allow-list).",
+    )
+    plugin_settings: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    log_level: str = "info"
+    log_file: Path | None = None
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
+    session_max_age_seconds: int = 12 * 3600
+    sse_heartbeat_seconds: float = 15.0
+    sms_timeout_seconds: float = 10.0
+
+    @field_validator("public_url")
+    @classmethod
+    def _strip_slash(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("public_url must start with http:// or https://")
+        return value.rstrip("/")
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'showme.db').resolve()}"
+
+    def signing_keys(self) -> list[str]:
+        return self.secret_keys or [_process_key()]
+
+    def settings_for(self, plugin: str) -> dict[str, Any]:
+        """The settings block of one plugin (empty when none is configured)."""
+        return dict(self.plugin_settings.get(plugin, {}))
+
+
+_PROCESS_KEY: list[str] = []
+
+
+def _process_key() -> str:
+    if not _PROCESS_KEY:
+        _PROCESS_KEY.append(secrets.token_urlsafe(32))
+    return _PROCESS_KEY[0]
+
+
+def resolve_references(value: Any) -> Any:
+    """Replace ``{"$env": NAME}`` and ``{"$file": PATH}`` by what they point at."""
+    if isinstance(value, dict):
+        if set(value) == {"$env"}:
+            name = value["$env"]
+            if name not in os.environ:
+                raise ConfigError(f"environment variable {name} is referenced but not set")
+            return os.environ[name]
+        if set(value) == {"$file"}:
+            path = Path(value["$file"])
+            try:
+                return path.read_text().strip()
+            except OSError as exc:
+                raise ConfigError(f"cannot read secret file {path}: {exc.strerror}") from exc
+        return {key: resolve_references(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [resolve_references(item) for item in value]
+    return value
+
+
+_LIST_FIELDS = {"trusted_proxies", "secret_keys", "plugins"}
+
+
+def _from_environment(environ: dict[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for field in Settings.model_fields:
+        raw = environ.get(ENV_PREFIX + field.upper())
+        if raw is None:
+            continue
+        if field in _LIST_FIELDS:
+            values[field] = [item.strip() for item in raw.split(",") if item.strip()]
+        else:
+            values[field] = raw
+    return values
+
+
+def load_settings(
+    path: Path | None = None,
+    environ: dict[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Read settings from a TOML file (if any), then ``SHOWME_*`` variables, then overrides."""
+    env = dict(os.environ if environ is None else environ)
+    values: dict[str, Any] = {}
+    path = path or (Path(env["SHOWME_CONFIG"]) if env.get("SHOWME_CONFIG") else None)
+    if path is not None:
+        try:
+            values.update(tomllib.loads(path.read_text()))
+        except OSError as exc:
+            raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from exc
+    values.update(_from_environment(env))
+    values.update({key: value for key, value in overrides.items() if value is not None})
+    try:
+        return Settings.model_validate(resolve_references(values))
+    except ValueError as exc:
+        raise ConfigError(f"invalid configuration: {exc}") from exc

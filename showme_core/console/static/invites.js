@@ -1,0 +1,138 @@
+// The invites table. Rows are kept and updated in place (keyed by invite id), so a live update
+// never steals focus from an "End" button or restarts a highlight.
+
+import { serverNow } from "/console/api.js";
+
+const KEEP = 200;
+const HIGHLIGHT_MS = 8000;
+const LIVE = new Set(["pending", "opened"]);
+
+export class InviteTable {
+  constructor({ body, empty, template, onEnd }) {
+    this.body = body;
+    this.empty = empty;
+    this.template = template;
+    this.onEnd = onEnd;
+    this.invites = new Map();
+    this.rows = new Map();
+  }
+
+  reset(items = []) {
+    this.invites.clear();
+    this.rows.clear();
+    this.body.replaceChildren();
+    for (const invite of items) this.invites.set(invite.id, invite);
+    this.render();
+  }
+
+  // Returns true when this update is the moment the caller opened the link.
+  upsert(invite) {
+    const known = this.invites.get(invite.id);
+    const merged = { ...known, ...invite, sms: invite.sms ?? known?.sms ?? null };
+    this.invites.set(invite.id, merged);
+    const justOpened = known !== undefined && known.status !== "opened" && merged.status === "opened";
+    this.render();
+    if (justOpened) this.highlight(invite.id);
+    return justOpened;
+  }
+
+  updateSms(inviteId, sms) {
+    const known = this.invites.get(inviteId);
+    if (!known || !sms) return;
+    this.invites.set(inviteId, { ...known, sms });
+    this.render();
+  }
+
+  get(inviteId) {
+    return this.invites.get(inviteId);
+  }
+
+  render() {
+    const ordered = [...this.invites.values()].sort(newestFirst);
+    for (const dropped of ordered.splice(KEEP)) {
+      this.invites.delete(dropped.id);
+      this.rows.get(dropped.id)?.remove();
+      this.rows.delete(dropped.id);
+    }
+    const now = serverNow();
+    let previous = null;
+    for (const invite of ordered) {
+      const row = this.rows.get(invite.id) ?? this.createRow(invite.id);
+      fillRow(row, invite, now);
+      // Only move rows that are out of place: moving a row would blur a focused button in it.
+      const expected = previous ? previous.nextElementSibling : this.body.firstElementChild;
+      if (expected !== row) {
+        if (previous) previous.after(row);
+        else this.body.prepend(row);
+      }
+      previous = row;
+    }
+    this.empty.hidden = ordered.length > 0;
+  }
+
+  createRow(inviteId) {
+    const row = this.template.content.firstElementChild.cloneNode(true);
+    row.dataset.inviteId = inviteId;
+    row.querySelector(".invite-end").addEventListener("click", () => this.onEnd(inviteId));
+    row.addEventListener("animationend", () => row.classList.remove("just-opened"));
+    this.rows.set(inviteId, row);
+    return row;
+  }
+
+  highlight(inviteId) {
+    const row = this.rows.get(inviteId);
+    if (!row) return;
+    row.classList.remove("just-opened");
+    void row.offsetWidth; // restart the animation if it is already running
+    row.classList.add("just-opened");
+    setTimeout(() => row.classList.remove("just-opened"), HIGHLIGHT_MS + 500);
+  }
+}
+
+function newestFirst(a, b) {
+  if (a.created_at !== b.created_at) return a.created_at < b.created_at ? 1 : -1;
+  return a.id < b.id ? 1 : -1;
+}
+
+// The server decides "expired" when asked; between updates we reach the same verdict locally.
+export function currentStatus(invite, now = serverNow()) {
+  if (LIVE.has(invite.status) && Date.parse(invite.expires_at) <= now) return "expired";
+  return invite.status;
+}
+
+export function timeLeft(invite, now = serverNow()) {
+  if (!LIVE.has(currentStatus(invite, now))) return "—";
+  const minutes = Math.floor((Date.parse(invite.expires_at) - now) / 60000);
+  if (minutes < 1) return "< 1 min";
+  if (minutes < 60) return `${minutes} min`;
+  return `${Math.floor(minutes / 60)} h ${String(minutes % 60).padStart(2, "0")} min`;
+}
+
+function clock(iso) {
+  if (!iso) return "—";
+  return new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+}
+
+function setText(element, text) {
+  if (element.textContent !== text) element.textContent = text;
+}
+
+function fillRow(row, invite, now) {
+  const status = currentStatus(invite, now);
+  const sms = invite.sms;
+  row.dataset.status = status;
+  setText(row.querySelector(".invite-phone"), invite.phone);
+  setText(row.querySelector(".invite-incident"), invite.incident_id || "—");
+  const badge = row.querySelector(".invite-status");
+  setText(badge, status);
+  badge.dataset.status = status;
+  const smsBadge = row.querySelector(".sms-status");
+  setText(smsBadge, sms?.status ?? "not sent");
+  smsBadge.dataset.status = sms?.status ?? "none";
+  setText(row.querySelector(".sms-error"), sms?.error_message ?? "");
+  setText(row.querySelector(".invite-opened"), clock(invite.opened_at));
+  setText(row.querySelector(".invite-time-left"), timeLeft(invite, now));
+  const end = row.querySelector(".invite-end");
+  end.setAttribute("aria-label", `End invite for ${invite.phone}`);
+  end.disabled = !LIVE.has(status) || row.dataset.ending === "1";
+}

@@ -1,0 +1,52 @@
+"""Domain errors: a machine code, a human message and the HTTP status the API answers with."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ShowMeError(Exception):
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, code: str | None = None, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.details = details
+
+
+class InvalidInput(ShowMeError):
+    status = 422
+    code = "invalid_input"
+
+
+class NotAuthenticated(ShowMeError):
+    status = 401
+    code = "not_authenticated"
+
+
+class Forbidden(ShowMeError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(ShowMeError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(ShowMeError):
+    status = 409
+    code = "conflict"
+
+
+class Gone(ShowMeError):
+    status = 410
+    code = "gone"
+
+
+class InsufficientCredits(ShowMeError):
+    status = 402
+    code = "insufficient_credits"

@@ -1,0 +1,265 @@
+"""Invites: a phone number asked to show the scene, with its link token and lifetime."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from showme_core import audit, sms, tokens
+from showme_core.clock import as_utc, iso, utcnow
+from showme_core.errors import Gone, InvalidInput, NotAuthenticated, NotFound
+from showme_core.ids import new_id
+from showme_core.organisations import Organisation, get_organisation
+from showme_core.phones import normalise
+from showme_core.sms_templates import LANGUAGES
+from showme_core.store.schema import invites, sms_messages
+
+if TYPE_CHECKING:
+    from showme_core.app import ShowMe
+    from showme_core.auth import Principal
+
+MAX_INCIDENT_ID = 100
+
+
+class InviteStatus(enum.StrEnum):
+    PENDING = "pending"
+    OPENED = "opened"
+    ENDED = "ended"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True)
+class Invite:
+    id: str
+    organisation_id: str
+    phone: str
+    incident_id: str | None
+    language: str
+    created_by: str | None
+    created_at: datetime
+    expires_at: datetime
+    opened_at: datetime | None
+    ended_at: datetime | None
+
+    def status(self, now: datetime | None = None) -> InviteStatus:
+        if self.ended_at is not None:
+            return InviteStatus.ENDED
+        if (now or utcnow()) >= self.expires_at:
+            return InviteStatus.EXPIRED
+        return InviteStatus.OPENED if self.opened_at else InviteStatus.PENDING
+
+    @property
+    def live(self) -> bool:
+        return self.status() in (InviteStatus.PENDING, InviteStatus.OPENED)
+
+    def to_json(self, sms_row: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "phone": self.phone,
+            "incident_id": self.incident_id,
+            "language": self.language,
+            "status": self.status().value,
+            "created_by": self.created_by,
+            "created_at": iso(self.created_at),
+            "expires_at": iso(self.expires_at),
+            "opened_at": iso(self.opened_at),
+            "ended_at": iso(self.ended_at),
+            "sms": sms_row,
+        }
+
+
+def _invite(row: Any) -> Invite:
+    return Invite(
+        id=row.id,
+        organisation_id=row.organisation_id,
+        phone=row.phone,
+        incident_id=row.incident_id,
+        language=row.language,
+        created_by=row.created_by,
+        created_at=as_utc(row.created_at),
+        expires_at=as_utc(row.expires_at),
+        opened_at=as_utc(row.opened_at) if row.opened_at else None,
+        ended_at=as_utc(row.ended_at) if row.ended_at else None,
+    )
+
+
+async def create_invite(
+    showme: ShowMe,
+    principal: Principal,
+    *,
+    phone: str,
+    incident_id: str | None,
+    language: str | None,
+    send_sms: bool,
+    base_url: str,
+) -> tuple[Invite, str, dict[str, Any] | None]:
+    """Create an invite (and queue its SMS). Returns the invite, its link and its SMS row.
+
+    Everything happens in one transaction: a refusal (bad number, no credits) changes nothing.
+    """
+    if incident_id is not None:
+        incident_id = incident_id.strip() or None
+        if incident_id and len(incident_id) > MAX_INCIDENT_ID:
+            raise InvalidInput(f"incident_id: at most {MAX_INCIDENT_ID} characters")
+    if language is not None and language not in LANGUAGES:
+        raise InvalidInput(
+            f"language must be one of {', '.join(LANGUAGES)}", code="unsupported_language"
+        )
+    token, token_hash = tokens.mint()
+    link = tokens.link_for(base_url, token)
+    async with showme.transaction() as tx:
+        org = await get_organisation(tx.conn, principal.organisation_id)
+        e164 = normalise(phone, org.default_region)
+        now = utcnow()
+        invite = Invite(
+            id=new_id(),
+            organisation_id=org.id,
+            phone=e164,
+            incident_id=incident_id,
+            language=language or org.default_language,
+            created_by=principal.actor,
+            created_at=now,
+            expires_at=now + timedelta(seconds=org.invite_ttl_seconds),
+            opened_at=None,
+            ended_at=None,
+        )
+        await tx.conn.execute(
+            invites.insert().values(
+                id=invite.id,
+                organisation_id=org.id,
+                token_hash=token_hash,
+                phone=e164,
+                incident_id=incident_id,
+                language=invite.language,
+                created_by=principal.actor,
+                created_via=principal.kind,
+                created_at=now,
+                expires_at=invite.expires_at,
+            )
+        )
+        await audit.record(
+            tx.conn,
+            organisation_id=org.id,
+            actor=principal.actor,
+            action="invite.create",
+            subject=invite.id,
+            send_sms=send_sms,
+        )
+        outgoing = None
+        sms_row = None
+        if send_sms:
+            outgoing, sms_row = await sms.queue(tx, org, invite.id, e164, invite.language, link)
+        await tx.event(org.id, "invite.created", {"invite": invite.to_json(sms_row)}, invite.id)
+    if outgoing is not None:
+        showme.spawn(sms.deliver(showme, outgoing, org.sms_providers), name="sms-deliver")
+    return invite, link, sms_row
+
+
+async def get_invite(conn: AsyncConnection, organisation_id: str, invite_id: str) -> Invite:
+    """The invite, only if it belongs to ``organisation_id`` (else: not found, never forbidden,
+    so that ids of other organisations are not even confirmed to exist)."""
+    row = (
+        await conn.execute(
+            select(invites).where(
+                invites.c.id == invite_id, invites.c.organisation_id == organisation_id
+            )
+        )
+    ).first()
+    if row is None:
+        raise NotFound("No such invite.", code="invite_not_found")
+    return _invite(row)
+
+
+async def list_invites(
+    conn: AsyncConnection, organisation_id: str, limit: int = 50, before: datetime | None = None
+) -> list[Invite]:
+    query = select(invites).where(invites.c.organisation_id == organisation_id)
+    if before is not None:
+        query = query.where(invites.c.created_at < before)
+    rows = await conn.execute(
+        query.order_by(invites.c.created_at.desc(), invites.c.id.desc()).limit(limit)
+    )
+    return [_invite(row) for row in rows]
+
+
+async def latest_sms(conn: AsyncConnection, invite_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The newest SMS of each invite, as JSON, keyed by invite id."""
+    if not invite_ids:
+        return {}
+    rows = await conn.execute(
+        select(sms_messages)
+        .where(sms_messages.c.invite_id.in_(invite_ids))
+        .order_by(sms_messages.c.created_at)
+    )
+    return {row.invite_id: sms.sms_json(row) for row in rows}
+
+
+async def end_invite(showme: ShowMe, principal: Principal, invite_id: str) -> Invite:
+    """End the invite: its link stops working at once. Ending twice is harmless."""
+    async with showme.transaction() as tx:
+        invite = await get_invite(tx.conn, principal.organisation_id, invite_id)
+        if invite.ended_at is not None:
+            return invite
+        now = utcnow()
+        await tx.conn.execute(
+            update(invites)
+            .where(invites.c.id == invite.id)
+            .values(ended_at=now, ended_by=principal.actor)
+        )
+        ended = await get_invite(tx.conn, principal.organisation_id, invite_id)
+        await audit.record(
+            tx.conn,
+            organisation_id=invite.organisation_id,
+            actor=principal.actor,
+            action="invite.end",
+            subject=invite.id,
+        )
+        await tx.event(
+            invite.organisation_id, "invite.ended", {"invite": ended.to_json()}, invite.id
+        )
+    return ended
+
+
+async def invite_for_token(conn: AsyncConnection, token: str) -> Invite:
+    """The live invite a caller's token belongs to, or a clear refusal."""
+    if not tokens.looks_like_token(token):
+        raise NotAuthenticated("This link is not valid.", code="invalid_link")
+    row = (
+        await conn.execute(select(invites).where(invites.c.token_hash == tokens.hash_token(token)))
+    ).first()
+    if row is None:
+        raise NotAuthenticated("This link is not valid.", code="invalid_link")
+    invite = _invite(row)
+    status = invite.status()
+    if status is InviteStatus.ENDED:
+        raise Gone("The emergency service has ended this session.", code="link_ended")
+    if status is InviteStatus.EXPIRED:
+        raise Gone("This link has expired.", code="link_expired")
+    return invite
+
+
+async def open_invite(showme: ShowMe, token: str) -> tuple[Invite, Organisation]:
+    """Record that the caller's page presented its token (only a script can: bots don't count)."""
+    async with showme.transaction() as tx:
+        invite = await invite_for_token(tx.conn, token)
+        org = await get_organisation(tx.conn, invite.organisation_id)
+        if invite.opened_at is None:
+            now = utcnow()
+            await tx.conn.execute(
+                update(invites).where(invites.c.id == invite.id).values(opened_at=now)
+            )
+            invite = await get_invite(tx.conn, org.id, invite.id)
+            await audit.record(
+                tx.conn,
+                organisation_id=org.id,
+                actor="caller",
+                action="invite.open",
+                subject=invite.id,
+            )
+            await tx.event(org.id, "invite.opened", {"invite": invite.to_json()}, invite.id)
+    return invite, org

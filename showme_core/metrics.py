@@ -1,0 +1,40 @@
+"""Prometheus metrics, one registry per service instance (so tests can build many)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.http_requests = Counter(
+            "showme_http_requests",
+            "HTTP requests answered, by route template and status class.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.http_duration = Histogram(
+            "showme_http_request_duration_seconds",
+            "Time to answer HTTP requests (feeds excluded).",
+            ["route"],
+            registry=self.registry,
+        )
+        self.invites_created = Counter(
+            "showme_invites_created", "Invites created.", ["via"], registry=self.registry
+        )
+        self.invites_opened = Counter(
+            "showme_invites_opened", "Invites whose link a caller opened.", registry=self.registry
+        )
+        self.sms_status = Counter(
+            "showme_sms_status",
+            "SMS status changes, by provider and status.",
+            ["provider", "status"],
+            registry=self.registry,
+        )
+        self.feed_clients = Gauge(
+            "showme_event_feed_clients", "Open console event feeds.", registry=self.registry
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,81 @@
+"""``/api/v1/invites``: create, list, read and end invites."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from showme_core import invites
+from showme_core.errors import InvalidInput
+from showme_core.events import last_event_id
+from showme_core.web.auth import require_principal, showme_of
+from showme_core.web.schemas import InviteCreate, parse_body
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+async def create_invite(request: Request) -> Response:
+    principal = await require_principal(request, "invites:write")
+    body = await parse_body(request, InviteCreate)
+    showme = showme_of(request)
+    invite, link, sms_row = await invites.create_invite(
+        showme,
+        principal,
+        phone=body.phone,
+        incident_id=body.incident_id,
+        language=body.language,
+        send_sms=body.send_sms,
+        base_url=showme.base_url(request),
+    )
+    payload = invite.to_json(sms_row)
+    payload["link"] = link  # shown here once; the store keeps only the token's hash
+    return JSONResponse(
+        payload,
+        status_code=201,
+        headers={**NO_STORE, "Location": f"/api/v1/invites/{invite.id}"},
+    )
+
+
+async def list_invites(request: Request) -> Response:
+    principal = await require_principal(request, "invites:read")
+    try:
+        limit = int(request.query_params.get("limit", "50"))
+        before_raw = request.query_params.get("before")
+        before = datetime.fromisoformat(before_raw.replace("Z", "+00:00")) if before_raw else None
+    except ValueError as exc:
+        raise InvalidInput("limit must be a number and before an ISO 8601 time") from exc
+    if not 1 <= limit <= 200:
+        raise InvalidInput("limit must be between 1 and 200")
+    async with showme_of(request).db.read() as db:
+        # Read first: a feed resumed from here replays whatever changes after the list was taken.
+        last_id = await last_event_id(db, principal.organisation_id)
+        found = await invites.list_invites(db, principal.organisation_id, limit, before)
+        sms_rows = await invites.latest_sms(db, [i.id for i in found])
+    return JSONResponse(
+        {
+            "items": [invite.to_json(sms_rows.get(invite.id)) for invite in found],
+            "last_event_id": last_id,
+        },
+        headers=NO_STORE,
+    )
+
+
+async def get_invite(request: Request) -> Response:
+    principal = await require_principal(request, "invites:read")
+    async with showme_of(request).db.read() as db:
+        invite = await invites.get_invite(
+            db, principal.organisation_id, request.path_params["invite_id"]
+        )
+        sms_rows = await invites.latest_sms(db, [invite.id])
+    return JSONResponse(invite.to_json(sms_rows.get(invite.id)), headers=NO_STORE)
+
+
+async def end_invite(request: Request) -> Response:
+    principal = await require_principal(request, "invites:write")
+    showme = showme_of(request)
+    invite = await invites.end_invite(showme, principal, request.path_params["invite_id"])
+    async with showme.db.read() as db:
+        sms_rows = await invites.latest_sms(db, [invite.id])
+    return JSONResponse(invite.to_json(sms_rows.get(invite.id)), headers=NO_STORE)

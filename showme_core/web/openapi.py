@@ -1,0 +1,243 @@
+"""The OpenAPI 3.1 document of ``/api/v1``. A test keeps it in step with the route table."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from showme_core import __version__
+from showme_core.web.schemas import InviteCreate, SessionCreate
+
+_ERROR = {"$ref": "#/components/responses/Error"}
+_AUTH: list[dict[str, list[str]]] = [{"apiKey": []}, {"session": []}]
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _op(
+    summary: str,
+    responses: dict[str, Any],
+    *,
+    body: str | None = None,
+    auth: bool = True,
+    parameters: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "responses": responses}
+    if body:
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}},
+        }
+    op["security"] = _AUTH if auth else []
+    if parameters:
+        op["parameters"] = parameters
+    return op
+
+
+_INVITE_ID = {"name": "invite_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_INVITE = {"$ref": "#/components/schemas/Invite"}
+_EXTRAS = _json(
+    {
+        "type": "object",
+        "properties": {
+            "scripts": {"type": "array", "items": {"type": "string"}},
+            "stylesheets": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "Same-origin URLs of plugin scripts and stylesheets.",
+)
+
+
+def _schemas() -> dict[str, Any]:
+    nullable_time = {"type": ["string", "null"], "format": "date-time"}
+    return {
+        "InviteCreate": InviteCreate.model_json_schema(),
+        "SessionCreate": SessionCreate.model_json_schema(),
+        "Sms": {
+            "type": "object",
+            "required": ["id", "status", "segments"],
+            "properties": {
+                "id": {"type": "string"},
+                "status": {
+                    "type": "string",
+                    "enum": ["queued", "sent", "delivered", "undelivered", "failed"],
+                },
+                "segments": {"type": "integer"},
+                "provider": {"type": ["string", "null"]},
+                "error_code": {"type": ["string", "null"]},
+                "error_message": {"type": ["string", "null"]},
+                "updated_at": nullable_time,
+            },
+        },
+        "Invite": {
+            "type": "object",
+            "required": ["id", "phone", "status", "created_at", "expires_at"],
+            "properties": {
+                "id": {"type": "string"},
+                "phone": {"type": "string", "description": "E.164"},
+                "incident_id": {"type": ["string", "null"]},
+                "language": {"type": "string"},
+                "status": {"type": "string", "enum": ["pending", "opened", "ended", "expired"]},
+                "created_by": {"type": ["string", "null"]},
+                "created_at": {"type": "string", "format": "date-time"},
+                "expires_at": {"type": "string", "format": "date-time"},
+                "opened_at": nullable_time,
+                "ended_at": nullable_time,
+                "sms": {"oneOf": [{"$ref": "#/components/schemas/Sms"}, {"type": "null"}]},
+                "link": {
+                    "type": "string",
+                    "description": "Only in the answer to the creation: the caller's link.",
+                },
+            },
+        },
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "properties": {
+                        "code": {"type": "string"},
+                        "message": {"type": "string"},
+                        "request_id": {"type": ["string", "null"]},
+                    },
+                }
+            },
+        },
+    }
+
+
+@cache
+def build_document() -> dict[str, Any]:
+    ok_object = _json({"type": "object"}, "OK")
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "ShowMe",
+            "version": __version__,
+            "description": "Invite a caller to show the scene; follow it live. "
+            "CAD systems authenticate with `Authorization: Bearer <API key>`.",
+        },
+        "paths": {
+            "/api/v1/session": {
+                "post": _op(
+                    "Sign in (sets the session cookie)",
+                    {"200": ok_object, "401": _ERROR, "422": _ERROR},
+                    body="SessionCreate",
+                    auth=False,
+                ),
+                "delete": _op("Sign out", {"204": {"description": "Signed out"}}, auth=False),
+            },
+            "/api/v1/me": {"get": _op("Who am I, and my organisation", {"200": ok_object})},
+            "/api/v1/invites": {
+                "post": _op(
+                    "Create an invite and send its link",
+                    {
+                        "201": _json(_INVITE, "Created; `link` is shown this once."),
+                        "402": _ERROR,
+                        "422": _ERROR,
+                    },
+                    body="InviteCreate",
+                ),
+                "get": _op(
+                    "The organisation's invites, newest first",
+                    {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "items": {"type": "array", "items": _INVITE},
+                                    "last_event_id": {"type": "integer"},
+                                },
+                            },
+                            "Invites",
+                        )
+                    },
+                    parameters=[
+                        {"name": "limit", "in": "query", "schema": {"type": "integer"}},
+                        {"name": "before", "in": "query", "schema": {"type": "string"}},
+                    ],
+                ),
+            },
+            "/api/v1/invites/{invite_id}": {
+                "get": _op(
+                    "One invite",
+                    {"200": _json(_INVITE, "The invite"), "404": _ERROR},
+                    parameters=[_INVITE_ID],
+                )
+            },
+            "/api/v1/invites/{invite_id}/end": {
+                "post": _op(
+                    "End the invite: its link dies at once",
+                    {"200": _json(_INVITE, "The ended invite"), "404": _ERROR},
+                    parameters=[_INVITE_ID],
+                )
+            },
+            "/api/v1/events": {
+                "get": _op(
+                    "Live feed (Server-Sent Events); resumes from Last-Event-ID",
+                    {"200": {"description": "text/event-stream of events"}},
+                    parameters=[
+                        {"name": "after", "in": "query", "schema": {"type": "integer"}},
+                        {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"}},
+                    ],
+                )
+            },
+            "/api/v1/caller/open": {
+                "post": _op(
+                    "The caller's page presents its link token (header X-ShowMe-Link)",
+                    {"200": ok_object, "401": _ERROR, "410": _ERROR},
+                    auth=False,
+                    parameters=[
+                        {
+                            "name": "X-ShowMe-Link",
+                            "in": "header",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                )
+            },
+            "/api/v1/outbox": {
+                "get": _op(
+                    "SMS kept by the built-in outbox provider, newest first, with their links",
+                    {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "items": {"type": "array", "items": {"type": "object"}}
+                                },
+                            },
+                            "Messages of the caller's organisation kept in this instance's memory",
+                        )
+                    },
+                )
+            },
+            "/api/v1/console/extras": {
+                "get": _op("Plugin scripts for the console", {"200": _EXTRAS}, auth=False)
+            },
+            "/api/v1/caller/extras": {
+                "get": _op("Plugin scripts for the caller page", {"200": _EXTRAS}, auth=False)
+            },
+            "/api/v1/openapi.json": {"get": _op("This document", {"200": ok_object}, auth=False)},
+        },
+        "components": {
+            "schemas": _schemas(),
+            "responses": {"Error": _json({"$ref": "#/components/schemas/Error"}, "An error")},
+            "securitySchemes": {
+                "apiKey": {"type": "http", "scheme": "bearer"},
+                "session": {"type": "apiKey", "in": "cookie", "name": "showme_session"},
+            },
+        },
+    }
+
+
+async def openapi_document(_request: Request) -> Response:
+    return JSONResponse(build_document())

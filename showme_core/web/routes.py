@@ -1,0 +1,43 @@
+"""The route table: core routes first (they win), then what plugins contribute."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from starlette.routing import BaseRoute, Mount, Route
+
+from showme_core.web import caller, feed, invites, ops, pages, session
+from showme_core.web.openapi import openapi_document
+
+if TYPE_CHECKING:
+    from showme_core.app import ShowMe
+
+
+def api_routes() -> list[Route]:
+    """Every ``/api/v1`` route of the core; the OpenAPI document must describe each one."""
+    return [
+        Route("/api/v1/session", session.create_session, methods=["POST"]),
+        Route("/api/v1/session", session.delete_session, methods=["DELETE"]),
+        Route("/api/v1/me", session.me, methods=["GET"]),
+        Route("/api/v1/invites", invites.create_invite, methods=["POST"]),
+        Route("/api/v1/invites", invites.list_invites, methods=["GET"]),
+        Route("/api/v1/invites/{invite_id}", invites.get_invite, methods=["GET"]),
+        Route("/api/v1/invites/{invite_id}/end", invites.end_invite, methods=["POST"]),
+        Route("/api/v1/events", feed.event_feed, methods=["GET"]),
+        Route("/api/v1/caller/open", caller.open_link, methods=["POST"]),
+        Route("/api/v1/console/extras", pages.console_extras, methods=["GET"]),
+        Route("/api/v1/caller/extras", pages.caller_extras, methods=["GET"]),
+        Route("/api/v1/openapi.json", openapi_document, methods=["GET"]),
+    ]
+
+
+def build_routes(showme: ShowMe) -> list[BaseRoute]:
+    return [
+        *api_routes(),
+        Route("/healthz", ops.healthz, methods=["GET"]),
+        Route("/metrics", ops.metrics, methods=["GET"]),
+        Route("/", pages.root, methods=["GET"]),
+        *showme.plugins.routes(showme),
+        Mount("/console", app=pages.console_files(), name="console"),
+        Mount("/c", app=pages.caller_files(), name="caller"),
+    ]

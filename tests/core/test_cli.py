@@ -1,0 +1,116 @@
+"""The ``showme`` command: each subcommand works, explains itself, and fails clearly."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from showme_core.cli import build_parser, main
+
+
+def run(tmp_path: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "SHOWME_DATA_DIR": str(tmp_path),
+        "SHOWME_ARGON2_TIME_COST": "1",
+        "SHOWME_ARGON2_MEMORY_KIB": "1024",
+        "SHOWME_LOG_FILE": str(tmp_path / "cli.log"),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "showme_core.cli", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["serve"],
+        ["migrate"],
+        ["org", "create"],
+        ["user", "create"],
+        ["apikey", "create"],
+        ["credits", "add"],
+        ["plugins"],
+    ],
+)
+def test_every_command_has_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args([*command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: showme" in capsys.readouterr().out
+
+
+def test_administration_from_scratch(tmp_path: Path) -> None:
+    assert run(tmp_path, "migrate").returncode == 0
+    org = run(tmp_path, "org", "create", "--slug", "north", "--name", "North", "--region", "be")
+    assert org.returncode == 0, org.stderr
+    assert "50 SMS credits" in org.stdout
+    user = run(
+        tmp_path,
+        "user",
+        "create",
+        "--org",
+        "north",
+        "--email",
+        "d@north.test",
+        "--password-stdin",
+        stdin="a long password\n",
+    )
+    assert user.returncode == 0, user.stderr
+    key = run(tmp_path, "apikey", "create", "--org", "north", "--name", "CAD")
+    assert key.returncode == 0, key.stderr
+    secret = key.stdout.strip().splitlines()[-1]
+    assert secret.startswith("smk_") and len(secret) > 40
+    assert "not shown again" in key.stderr
+    credits = run(tmp_path, "credits", "add", "--org", "north", "--amount", "25")
+    assert "75 SMS credits" in credits.stdout
+    plugins = run(tmp_path, "plugins")
+    assert "pigeon" in plugins.stdout and "installed" in plugins.stdout
+    assert (
+        secret not in (tmp_path / "cli.log").read_text()
+        if (tmp_path / "cli.log").exists()
+        else True
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["org", "create", "--slug", "x", "--name", "n", "--region", "BE"], "slug"),
+        (["org", "create", "--slug", "ok-slug", "--name", "n", "--region", "ZZ"], "region"),
+        (["user", "create", "--org", "nowhere", "--email", "a@b.c", "--password-stdin"], "nowhere"),
+        (["apikey", "create", "--org", "nowhere", "--name", "x"], "nowhere"),
+        (["credits", "add", "--org", "nowhere", "--amount", "-3"], "positive"),
+    ],
+)
+def test_errors_are_clear_and_non_zero(tmp_path: Path, args: list[str], message: str) -> None:
+    assert run(tmp_path, "migrate").returncode == 0
+    done = run(tmp_path, *args, stdin="a long password\n")
+    assert done.returncode == 1
+    assert done.stderr.startswith("showme: error:")
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_unmigrated_database_says_what_to_do(tmp_path: Path) -> None:
+    done = run(tmp_path, "org", "create", "--slug", "north", "--name", "n", "--region", "BE")
+    assert done.returncode == 1
+    assert "showme migrate" in done.stderr
+
+
+def test_bad_configuration_is_reported(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text("port = 'not a number'\n")
+    assert main(["--config", str(config), "plugins"]) == 1
+    config.write_text("secret_keys = [{ '$env' = 'SHOWME_UNSET_SECRET' }]\n")
+    assert main(["--config", str(config), "plugins"]) == 1

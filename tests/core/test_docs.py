@@ -1,0 +1,56 @@
+"""Meta-tests: every hook is documented in docs/plugins.md with its signature, and exercised by a
+test; the README keeps its two commands."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+
+from showme_core import hookspecs
+
+ROOT = Path(__file__).resolve().parents[2]
+HOOKS = sorted(
+    name
+    for name, fn in vars(hookspecs).items()
+    if name.startswith("showme_") and inspect.isfunction(fn)
+)
+
+
+def test_there_are_hooks() -> None:
+    assert "showme_register_sms_providers" in HOOKS
+    assert all(name.startswith("showme_") for name in HOOKS)
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_hook_is_documented_with_its_signature(hook: str) -> None:
+    docs = (ROOT / "docs" / "plugins.md").read_text()
+    assert f"\n### {hook}\n" in docs, f"docs/plugins.md lacks a heading for {hook}"
+    params = list(inspect.signature(getattr(hookspecs, hook)).parameters)
+    section = docs.split(f"\n### {hook}\n", 1)[1].split("\n### ", 1)[0]
+    match = re.search(rf"def {hook}\(([^)]*(?:\([^)]*\)[^)]*)*)\)", section)
+    assert match, f"docs/plugins.md does not show the signature of {hook}"
+    documented = [p.split(":")[0].strip() for p in re.split(r",\s*(?![^\[]*\])", match.group(1))]
+    assert documented == params, f"{hook}: docs say {documented}, spec says {params}"
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_hook_has_a_docstring(hook: str) -> None:
+    doc = inspect.getdoc(getattr(hookspecs, hook)) or ""
+    for param in inspect.signature(getattr(hookspecs, hook)).parameters:
+        assert f":param {param}:" in doc, f"{hook} docstring lacks :param {param}:"
+    assert ":return:" in doc and "Fires" in doc
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_hook_is_exercised_by_a_test(hook: str) -> None:
+    this = Path(__file__).resolve()
+    sources = [p.read_text() for p in (ROOT / "tests").rglob("*.py") if p.resolve() != this]
+    assert any(hook in text for text in sources), f"no test implements or calls {hook}"
+
+
+def test_readme_has_the_two_commands() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "make run" in readme and "make test" in readme

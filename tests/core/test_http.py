@@ -1,0 +1,130 @@
+"""HTTP surface: OpenAPI in step with the routes, one error shape, headers, health and metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from starlette.routing import Route
+
+from showme_core.testing import Tenant
+
+
+async def test_openapi_describes_exactly_the_api_routes(
+    showme_app: Any, showme_client: httpx.AsyncClient
+) -> None:
+    document = (await showme_client.get("/api/v1/openapi.json")).json()
+    assert document["openapi"].startswith("3.1")
+    described = {
+        (method.upper(), path)
+        for path, operations in document["paths"].items()
+        for method in operations
+    }
+    served = {
+        (method, route.path)
+        for route in showme_app.routes
+        if isinstance(route, Route) and route.path.startswith("/api/v1")
+        for method in (route.methods or ())
+        if method != "HEAD"
+    }
+    assert described == served
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            assert operation["summary"], (method, path)
+            assert operation["responses"], (method, path)
+            for ref in _refs(operation):
+                name = ref.rsplit("/", 1)[-1]
+                section = "responses" if "/responses/" in ref else "schemas"
+                assert name in document["components"][section], ref
+
+
+def _refs(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        found = [node["$ref"]] if "$ref" in node else []
+        return found + [r for value in node.values() for r in _refs(value)]
+    if isinstance(node, list):
+        return [r for value in node for r in _refs(value)]
+    return []
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("GET", "/api/v1/nothing-here", 404, "not_found"),
+        ("PUT", "/api/v1/invites", 405, "method_not_allowed"),
+        ("GET", "/api/v1/invites", 401, "not_authenticated"),
+        ("POST", "/api/v1/caller/open", 401, "invalid_link"),
+    ],
+)
+async def test_errors_share_one_shape(
+    showme_client: httpx.AsyncClient, method: str, path: str, status: int, code: str
+) -> None:
+    answer = await showme_client.request(method, path)
+    assert answer.status_code == status
+    error = answer.json()["error"]
+    assert error["code"] == code
+    assert error["message"]
+    assert error["request_id"] == answer.headers["x-request-id"]
+
+
+async def test_wrong_password_is_401_and_right_one_sets_a_strict_cookie(
+    tenant: Tenant, showme_client: httpx.AsyncClient
+) -> None:
+    wrong = await showme_client.post(
+        "/api/v1/session", json={"email": tenant.email, "password": "nope nope nope"}
+    )
+    assert wrong.status_code == 401
+    assert wrong.json()["error"]["code"] == "bad_credentials"
+    unknown = await showme_client.post(
+        "/api/v1/session", json={"email": "nobody@x.test", "password": "nope nope nope"}
+    )
+    assert unknown.json() | {"error": {}} == wrong.json() | {"error": {}}
+    right = await showme_client.post(
+        "/api/v1/session", json={"email": tenant.email.upper(), "password": tenant.password}
+    )
+    assert right.status_code == 200
+    cookie = right.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie
+    assert (await showme_client.get("/api/v1/me")).json()["user"]["email"] == tenant.email
+    assert (await showme_client.delete("/api/v1/session")).status_code == 204
+    assert (await showme_client.get("/api/v1/me")).status_code == 401
+
+
+async def test_tampered_cookie_is_refused(tenant: Tenant) -> None:
+    cookie = tenant.client.cookies["showme_session"]
+    tenant.client.cookies.set("showme_session", cookie[:-2] + "xx")
+    assert (await tenant.client.get("/api/v1/me")).status_code == 401
+
+
+async def test_security_headers_on_pages_and_api(showme_client: httpx.AsyncClient) -> None:
+    for path in ("/api/v1/openapi.json", "/healthz", "/api/v1/invites"):
+        headers = (await showme_client.get(path)).headers
+        csp = headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+        assert "frame-ancestors 'none'" in csp
+        assert headers["referrer-policy"] == "no-referrer"
+        assert "camera=(self)" in headers["permissions-policy"]
+        assert headers["x-content-type-options"] == "nosniff"
+
+
+async def test_request_id_is_kept_when_sane(showme_client: httpx.AsyncClient) -> None:
+    sane = await showme_client.get("/healthz", headers={"X-Request-ID": "abc-123-def-456"})
+    assert sane.headers["x-request-id"] == "abc-123-def-456"
+    odd = await showme_client.get("/healthz", headers={"X-Request-ID": "<script>"})
+    assert odd.headers["x-request-id"] != "<script>"
+
+
+async def test_health_and_metrics(tenant: Tenant, showme_client: httpx.AsyncClient) -> None:
+    assert (await showme_client.get("/healthz")).json() == {"status": "ok", "database": "up"}
+    await tenant.client.post("/api/v1/invites", json={"phone": "+32470123456"})
+    metrics = (await showme_client.get("/metrics")).text
+    assert 'showme_invites_created_total{via="user"}' in metrics
+    assert "showme_http_requests_total" in metrics
+    assert 'route="/api/v1/invites"' in metrics
+
+
+async def test_root_goes_to_the_console(showme_client: httpx.AsyncClient) -> None:
+    answer = await showme_client.get("/")
+    assert answer.status_code == 302
+    assert answer.headers["location"] == "/console/"

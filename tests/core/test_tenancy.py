@@ -1,0 +1,115 @@
+"""Tenant isolation: every endpoint, called with another organisation's credentials, is refused
+or shows nothing of the first organisation. The walk fails when a new route is not covered."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from starlette.routing import Route
+
+from showme_core.testing import Tenant, read_feed_backlog
+
+# Routes anyone may call: they expose no organisation's data.
+PUBLIC = {
+    ("POST", "/api/v1/session"),
+    ("DELETE", "/api/v1/session"),
+    ("POST", "/api/v1/caller/open"),
+    ("GET", "/api/v1/console/extras"),
+    ("GET", "/api/v1/caller/extras"),
+    ("GET", "/api/v1/openapi.json"),
+}
+
+
+def api_routes(app: Any) -> set[tuple[str, str]]:
+    found = set()
+    for route in app.routes:
+        if isinstance(route, Route) and route.path.startswith("/api/v1"):
+            for method in route.methods or ():
+                if method != "HEAD":
+                    found.add((method, route.path))
+    return found
+
+
+async def check(
+    method: str, path: str, client: httpx.AsyncClient, north: Tenant, invite_id: str
+) -> None:
+    """``client`` belongs to another organisation than ``north``: prove it cannot touch north."""
+    url = path.replace("{invite_id}", invite_id)
+    if (method, path) == ("GET", "/api/v1/events"):
+        app = client._transport.app  # type: ignore[attr-defined]
+        headers = {k: v for k, v in client.headers.items() if k.lower() != "host"}
+        if client.cookies:
+            headers["cookie"] = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
+        for event in await read_feed_backlog(app, headers, after=0):
+            assert invite_id not in str(event) and north.org.id not in str(event)
+        return
+    answer = await client.request(method, url, json={"phone": "+32470123456", "send_sms": False})
+    body = answer.text
+    if "{invite_id}" in path:
+        assert answer.status_code == 404, (method, path, answer.status_code)
+    else:
+        assert answer.status_code in (200, 201), (method, path, body)
+    assert invite_id not in body and north.org.id not in body and north.org.name not in body
+
+
+async def test_every_endpoint_refuses_another_organisation(
+    showme_app: Any, make_tenant: Any
+) -> None:
+    north = await make_tenant()
+    south = await make_tenant()
+    created = await north.client.post("/api/v1/invites", json={"phone": "+32470123456"})
+    invite_id = created.json()["id"]
+    routes = api_routes(showme_app) - PUBLIC
+    assert ("POST", "/api/v1/invites/{invite_id}/end") in routes
+    for client in (south.client, south.cad):
+        for method, path in sorted(routes):
+            await check(method, path, client, north, invite_id)
+    # Positive control: the same walk with north's own credentials does see the invite.
+    own = {"cookie": "; ".join(f"{k}={v}" for k, v in north.client.cookies.items())}
+    assert any(invite_id in str(e) for e in await read_feed_backlog(showme_app, own))
+    # And north still sees its invite, untouched.
+    mine = (await north.client.get(f"/api/v1/invites/{invite_id}")).json()
+    assert mine["status"] == "pending"
+
+
+async def test_unauthenticated_calls_are_refused(
+    showme_app: Any, showme_client: httpx.AsyncClient
+) -> None:
+    for method, path in sorted(api_routes(showme_app) - PUBLIC):
+        answer = await showme_client.request(method, path.replace("{invite_id}", "x"))
+        assert answer.status_code == 401, (method, path)
+        assert answer.json()["error"]["code"] == "not_authenticated"
+
+
+async def test_scopes_limit_api_keys(showme: Any, tenant: Tenant) -> None:
+    from showme_core.accounts import create_api_key
+    from showme_core.testing import client_for
+
+    async with showme.transaction() as tx:
+        _key, secret = await create_api_key(
+            tx.conn, organisation_id=tenant.org.id, name="reader", scopes=["invites:read"]
+        )
+    app = tenant.client._transport.app  # type: ignore[attr-defined]
+    async with client_for(app, headers={"Authorization": f"Bearer {secret}"}) as reader:
+        assert (await reader.get("/api/v1/invites")).status_code == 200
+        refused = await reader.post("/api/v1/invites", json={"phone": "+32470123456"})
+        assert refused.status_code == 403
+        assert refused.json()["error"]["code"] == "missing_scope"
+
+
+async def test_cookie_changes_need_our_origin(tenant: Tenant) -> None:
+    for origin in ("http://evil.test", "null"):
+        answer = await tenant.client.post(
+            "/api/v1/invites", json={"phone": "+32470123456"}, headers={"Origin": origin}
+        )
+        assert answer.status_code == 403
+        assert answer.json()["error"]["code"] == "origin_refused"
+    tenant.client.headers.pop("Origin")
+    answer = await tenant.client.post("/api/v1/invites", json={"phone": "+32470123456"})
+    assert answer.status_code == 403
+    # API keys are not ambient credentials: no Origin needed.
+    assert "Origin" not in tenant.cad.headers
+    ok = await tenant.cad.post("/api/v1/invites", json={"phone": "+32470123456", "send_sms": False})
+    assert ok.status_code == 201
+    assert (await tenant.client.get("/api/v1/invites")).status_code == 200
