@@ -10,6 +10,7 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.applications import Starlette
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 
 from showme_core.accounts import Passwords
@@ -142,5 +143,7 @@ def create_app(settings: Settings | None = None, plugins: Iterable[object] = ())
         exception_handlers=EXCEPTION_HANDLERS,
     )
     app.state.showme = showme
+    # Callers are often on weak networks: compress pages and JSON (the event feed is excluded).
+    app.add_middleware(GZipMiddleware, minimum_size=500)
     app.add_middleware(RequestContext, showme=showme)
     return app

@@ -128,3 +128,23 @@ async def test_root_goes_to_the_console(showme_client: httpx.AsyncClient) -> Non
     answer = await showme_client.get("/")
     assert answer.status_code == 302
     assert answer.headers["location"] == "/console/"
+
+
+CALLER_PAGE_BUDGET = 20 * 1024
+
+
+async def test_caller_page_first_load_fits_its_budget(showme_client: httpx.AsyncClient) -> None:
+    """Everything the caller's page loads on first open, as transferred (gzip), from one origin."""
+    import re
+
+    page = await showme_client.get("/c/", headers={"Accept-Encoding": "gzip"})
+    assert page.headers.get("content-encoding") == "gzip"
+    assets = re.findall(r'(?:src|href)="(/[^"]+)"', page.text)
+    assert "/c/caller.js" in assets and "/c/caller.css" in assets
+    assert not re.search(r'(?:src|href)="(?:https?:)?//', page.text)  # one origin
+    total = page.num_bytes_downloaded
+    for path in [*assets, "/c/i18n/en.json", "/c/i18n/fr.json"]:
+        answer = await showme_client.get(path, headers={"Accept-Encoding": "gzip"})
+        assert answer.status_code == 200, path
+        total += answer.num_bytes_downloaded
+    assert total <= CALLER_PAGE_BUDGET, total

@@ -28,7 +28,13 @@ export class InviteTable {
   // Returns true when this update is the moment the caller opened the link.
   upsert(invite) {
     const known = this.invites.get(invite.id);
-    const merged = { ...known, ...invite, sms: invite.sms ?? known?.sms ?? null };
+    // An answer to our own request can arrive after newer feed events: never step back.
+    const merged = { ...known, ...invite, sms: laterSms(known?.sms, invite.sms) };
+    if (known && (INVITE_RANK[known.status] ?? 0) > (INVITE_RANK[invite.status] ?? 0)) {
+      merged.status = known.status;
+      merged.opened_at = known.opened_at ?? invite.opened_at;
+      merged.ended_at = known.ended_at ?? invite.ended_at;
+    }
     this.invites.set(invite.id, merged);
     const justOpened = known !== undefined && known.status !== "opened" && merged.status === "opened";
     this.render();
@@ -39,7 +45,7 @@ export class InviteTable {
   updateSms(inviteId, sms) {
     const known = this.invites.get(inviteId);
     if (!known || !sms) return;
-    this.invites.set(inviteId, { ...known, sms });
+    this.invites.set(inviteId, { ...known, sms: laterSms(known.sms, sms) });
     this.render();
   }
 
@@ -87,6 +93,16 @@ export class InviteTable {
     row.classList.add("just-opened");
     setTimeout(() => row.classList.remove("just-opened"), HIGHLIGHT_MS + 500);
   }
+}
+
+// Statuses only move forward; these ranks say which of two reports is the later one.
+const INVITE_RANK = { pending: 0, opened: 1, expired: 2, ended: 3 };
+const SMS_RANK = { queued: 0, sent: 1, delivered: 2, undelivered: 2, failed: 2 };
+
+function laterSms(known, incoming) {
+  if (!known) return incoming ?? null;
+  if (!incoming) return known;
+  return (SMS_RANK[incoming.status] ?? 0) >= (SMS_RANK[known.status] ?? 0) ? incoming : known;
 }
 
 function newestFirst(a, b) {
