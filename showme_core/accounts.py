@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import hashlib
 import secrets
@@ -129,7 +130,9 @@ async def authenticate(
             select(users).where(users.c.email == email.strip().lower(), users.c.active)
         )
     ).first()
-    if not passwords.verify(row.password_hash if row else None, password) or row is None:
+    # argon2 is deliberately slow: keep it off the event loop.
+    valid = await asyncio.to_thread(passwords.verify, row.password_hash if row else None, password)
+    if not valid or row is None:
         raise NotAuthenticated("Wrong email or password.", code="bad_credentials")
     return _user(row)
 

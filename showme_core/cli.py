@@ -42,6 +42,7 @@ def _run(coro_fn: Callable[[Any], Awaitable[int]], args: argparse.Namespace) -> 
         try:
             return await coro_fn(showme)
         finally:
+            await showme.drain()
             await showme.db.dispose()
 
     return asyncio.run(main())

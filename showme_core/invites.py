@@ -160,16 +160,15 @@ async def create_invite(
     return invite, link, sms_row
 
 
-async def get_invite(conn: AsyncConnection, organisation_id: str, invite_id: str) -> Invite:
+async def get_invite(
+    conn: AsyncConnection, organisation_id: str, invite_id: str, *, for_update: bool = False
+) -> Invite:
     """The invite, only if it belongs to ``organisation_id`` (else: not found, never forbidden,
     so that ids of other organisations are not even confirmed to exist)."""
-    row = (
-        await conn.execute(
-            select(invites).where(
-                invites.c.id == invite_id, invites.c.organisation_id == organisation_id
-            )
-        )
-    ).first()
+    query = select(invites).where(
+        invites.c.id == invite_id, invites.c.organisation_id == organisation_id
+    )
+    row = (await conn.execute(query.with_for_update() if for_update else query)).first()
     if row is None:
         raise NotFound("No such invite.", code="invite_not_found")
     return _invite(row)
@@ -180,7 +179,8 @@ async def list_invites(
 ) -> list[Invite]:
     query = select(invites).where(invites.c.organisation_id == organisation_id)
     if before is not None:
-        query = query.where(invites.c.created_at < before)
+        # SQLite compares stored UTC wall-clock times: give it UTC too.
+        query = query.where(invites.c.created_at < as_utc(before))
     rows = await conn.execute(
         query.order_by(invites.c.created_at.desc(), invites.c.id.desc()).limit(limit)
     )
@@ -202,7 +202,7 @@ async def latest_sms(conn: AsyncConnection, invite_ids: list[str]) -> dict[str, 
 async def end_invite(showme: ShowMe, principal: Principal, invite_id: str) -> Invite:
     """End the invite: its link stops working at once. Ending twice is harmless."""
     async with showme.transaction() as tx:
-        invite = await get_invite(tx.conn, principal.organisation_id, invite_id)
+        invite = await get_invite(tx.conn, principal.organisation_id, invite_id, for_update=True)
         if invite.ended_at is not None:
             return invite
         now = utcnow()
@@ -225,13 +225,14 @@ async def end_invite(showme: ShowMe, principal: Principal, invite_id: str) -> In
     return ended
 
 
-async def invite_for_token(conn: AsyncConnection, token: str) -> Invite:
+async def invite_for_token(
+    conn: AsyncConnection, token: str, *, for_update: bool = False
+) -> Invite:
     """The live invite a caller's token belongs to, or a clear refusal."""
     if not tokens.looks_like_token(token):
         raise NotAuthenticated("This link is not valid.", code="invalid_link")
-    row = (
-        await conn.execute(select(invites).where(invites.c.token_hash == tokens.hash_token(token)))
-    ).first()
+    query = select(invites).where(invites.c.token_hash == tokens.hash_token(token))
+    row = (await conn.execute(query.with_for_update() if for_update else query)).first()
     if row is None:
         raise NotAuthenticated("This link is not valid.", code="invalid_link")
     invite = _invite(row)
@@ -246,7 +247,7 @@ async def invite_for_token(conn: AsyncConnection, token: str) -> Invite:
 async def open_invite(showme: ShowMe, token: str) -> tuple[Invite, Organisation]:
     """Record that the caller's page presented its token (only a script can: bots don't count)."""
     async with showme.transaction() as tx:
-        invite = await invite_for_token(tx.conn, token)
+        invite = await invite_for_token(tx.conn, token, for_update=True)
         org = await get_organisation(tx.conn, invite.organisation_id)
         if invite.opened_at is None:
             now = utcnow()

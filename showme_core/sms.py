@@ -73,8 +73,12 @@ async def queue(
 
 
 async def _row(tx: Transaction, message_id: str) -> Any:
+    # FOR UPDATE: concurrent status reports queue here (PostgreSQL); SQLite's write lock already
+    # serialises writers, and SQLAlchemy omits the clause there.
     return (
-        await tx.conn.execute(select(sms_messages).where(sms_messages.c.id == message_id))
+        await tx.conn.execute(
+            select(sms_messages).where(sms_messages.c.id == message_id).with_for_update()
+        )
     ).one()
 
 

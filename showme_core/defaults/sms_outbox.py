@@ -62,7 +62,8 @@ def showme_routes(showme: ShowMe) -> list[BaseRoute]:
     from showme_core.web.auth import require_principal
 
     async def outbox(request: Request) -> JSONResponse:
-        principal = await require_principal(request, "invites:read")
+        # The bodies carry live caller links: only for those allowed to send them.
+        principal = await require_principal(request, "invites:write")
         provider = showme.sms_providers[NAME]
         assert isinstance(provider, OutboxSmsProvider)
         items = [

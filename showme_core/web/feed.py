@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from showme_core.errors import InvalidInput
+from showme_core.errors import InvalidInput, ShowMeError
 from showme_core.events import events_after, last_event_id
 from showme_core.web.auth import require_principal, showme_of
 
@@ -29,8 +29,8 @@ def _resume_point(request: Request) -> int | None:
         value = int(raw)
     except ValueError as exc:
         raise InvalidInput("Last-Event-ID / after must be an event id") from exc
-    if value < 0:
-        raise InvalidInput("Last-Event-ID / after must not be negative")
+    if not 0 <= value < 2**63:
+        raise InvalidInput("Last-Event-ID / after must be an event id")
     return value
 
 
@@ -63,6 +63,12 @@ async def event_feed(request: Request) -> Response:
                     try:
                         await asyncio.wait_for(wake.wait(), timeout=heartbeat)
                     except TimeoutError:
+                        # Credentials can expire or be revoked while a feed stays open.
+                        try:
+                            await require_principal(request, "events:read")
+                        except ShowMeError:
+                            yield "event: ended\ndata: {}\n\n"
+                            return
                         yield ": keep-alive\n\n"
         finally:
             showme.metrics.feed_clients.dec()

@@ -59,8 +59,11 @@ async def parse_body(request: Request, model: type[M]) -> M:
             raise PayloadTooLarge(f"The body is larger than {MAX_JSON_BYTES} bytes.")
     try:
         data = json.loads(raw or b"null")
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise ShowMeError("The body is not valid JSON.", code="not_json") from exc
+    text = raw.decode("utf-8", "replace")
+    if "\\u0000" in text or "\x00" in text:
+        raise InvalidInput("Text fields must not contain NUL characters.")
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -8,6 +8,7 @@ from starlette.responses import JSONResponse, Response
 from showme_core import audit
 from showme_core.accounts import authenticate as check_password
 from showme_core.auth import SESSION_COOKIE
+from showme_core.errors import NotAuthenticated
 from showme_core.organisations import get_organisation
 from showme_core.web.auth import check_origin, require_principal, showme_of
 from showme_core.web.schemas import SessionCreate, parse_body
@@ -17,14 +18,16 @@ async def create_session(request: Request) -> Response:
     check_origin(request)
     body = await parse_body(request, SessionCreate)
     showme = showme_of(request)
-    async with showme.transaction() as tx:
-        try:
-            user = await check_password(tx.conn, showme.passwords, body.email, body.password)
-        except Exception:
+    try:
+        async with showme.db.read() as db:
+            user = await check_password(db, showme.passwords, body.email, body.password)
+    except NotAuthenticated:
+        async with showme.transaction() as tx:
             await audit.record(
                 tx.conn, organisation_id=None, actor="anonymous", action="session.refused"
             )
-            raise
+        raise
+    async with showme.transaction() as tx:
         await audit.record(
             tx.conn,
             organisation_id=user.organisation_id,

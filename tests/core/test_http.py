@@ -148,3 +148,60 @@ async def test_caller_page_first_load_fits_its_budget(showme_client: httpx.Async
         assert answer.status_code == 200, path
         total += answer.num_bytes_downloaded
     assert total <= CALLER_PAGE_BUDGET, total
+
+
+async def test_refused_sign_in_is_audited(tenant: Tenant, showme: Any) -> None:
+    from sqlalchemy import func, select
+
+    from showme_core.store.schema import audit_records
+
+    async def refusals() -> int:
+        async with showme.db.read() as db:
+            query = select(func.count()).where(audit_records.c.action == "session.refused")
+            return int(await db.scalar(query) or 0)
+
+    before = await refusals()
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=tenant.client._transport.app),  # type: ignore[attr-defined]
+        base_url="http://showme.test",
+        headers={"Origin": "http://showme.test"},
+    ) as anonymous:
+        wrong = await anonymous.post(
+            "/api/v1/session", json={"email": tenant.email, "password": "wrong password"}
+        )
+    assert wrong.status_code == 401
+    assert await refusals() == before + 1
+
+
+@pytest.mark.parametrize(
+    ("content", "status"),
+    [
+        (b"[" * 50_000, 400),
+        (b'{"phone": "+32470123456", "incident_id": "a\\u0000b"}', 422),
+    ],
+)
+async def test_hostile_bodies_get_a_clear_4xx(tenant: Tenant, content: bytes, status: int) -> None:
+    answer = await tenant.client.post(
+        "/api/v1/invites", content=content, headers={"Content-Type": "application/json"}
+    )
+    assert answer.status_code == status, answer.text
+    assert (await tenant.client.get("/api/v1/invites")).json()["items"] == []
+
+
+async def test_paging_before_accepts_any_offset(tenant: Tenant) -> None:
+    from datetime import datetime, timedelta
+
+    created = (
+        await tenant.cad.post("/api/v1/invites", json={"phone": "+32470123456", "send_sms": False})
+    ).json()
+    at = datetime.fromisoformat(created["created_at"].replace("Z", "+00:00"))
+    later = (at + timedelta(minutes=1)).astimezone(
+        __import__("datetime").timezone(timedelta(hours=-2))
+    )
+    page = await tenant.client.get("/api/v1/invites", params={"before": later.isoformat()})
+    assert [i["id"] for i in page.json()["items"]] == [created["id"]]
+
+
+async def test_absurd_resume_point_is_422(tenant: Tenant) -> None:
+    answer = await tenant.cad.get("/api/v1/events", params={"after": str(2**64)})
+    assert answer.status_code == 422

@@ -113,3 +113,36 @@ async def test_cookie_changes_need_our_origin(tenant: Tenant) -> None:
     ok = await tenant.cad.post("/api/v1/invites", json={"phone": "+32470123456", "send_sms": False})
     assert ok.status_code == 201
     assert (await tenant.client.get("/api/v1/invites")).status_code == 200
+
+
+async def test_outbox_links_need_the_right_to_send(showme: Any, tenant: Tenant) -> None:
+    from showme_core.accounts import create_api_key
+    from showme_core.testing import client_for
+
+    await tenant.client.post("/api/v1/invites", json={"phone": "+32470123456"})
+    async with showme.transaction() as tx:
+        _key, secret = await create_api_key(
+            tx.conn, organisation_id=tenant.org.id, name="reader", scopes=["invites:read"]
+        )
+    app = tenant.client._transport.app  # type: ignore[attr-defined]
+    async with client_for(app, headers={"Authorization": f"Bearer {secret}"}) as reader:
+        assert (await reader.get("/api/v1/outbox")).status_code == 403
+
+
+async def test_revoked_key_loses_an_open_feed(showme: Any, tenant: Tenant) -> None:
+    import asyncio
+
+    from showme_core.accounts import create_api_key, revoke_api_key
+
+    async with showme.transaction() as tx:
+        key, secret = await create_api_key(tx.conn, organisation_id=tenant.org.id, name="feed")
+    app = tenant.client._transport.app  # type: ignore[attr-defined]
+    feed = asyncio.create_task(read_feed_backlog(app, {"authorization": f"Bearer {secret}"}))
+    for _ in range(200):
+        if showme.metrics.feed_clients._value.get() > 0:
+            break
+        await asyncio.sleep(0.01)
+    async with showme.transaction() as tx:
+        assert await revoke_api_key(tx.conn, tenant.org.id, key.id)
+    events = await asyncio.wait_for(feed, 10)
+    assert events == [{}]  # the "ended" event, and the stream closed
