@@ -82,7 +82,8 @@ async def test_unauthenticated_calls_are_refused(
         assert answer.json()["error"]["code"] == "not_authenticated"
 
 
-async def test_scopes_limit_api_keys(showme: Any, tenant: Tenant) -> None:
+async def read_only_client(showme: Any, tenant: Tenant) -> httpx.AsyncClient:
+    """A CAD client of ``tenant`` whose key has only the ``invites:read`` scope."""
     from showme_core.accounts import create_api_key
     from showme_core.testing import client_for
 
@@ -91,7 +92,11 @@ async def test_scopes_limit_api_keys(showme: Any, tenant: Tenant) -> None:
             tx.conn, organisation_id=tenant.org.id, name="reader", scopes=["invites:read"]
         )
     app = tenant.client._transport.app  # type: ignore[attr-defined]
-    async with client_for(app, headers={"Authorization": f"Bearer {secret}"}) as reader:
+    return client_for(app, headers={"Authorization": f"Bearer {secret}"})
+
+
+async def test_scopes_limit_api_keys(showme: Any, tenant: Tenant) -> None:
+    async with await read_only_client(showme, tenant) as reader:
         assert (await reader.get("/api/v1/invites")).status_code == 200
         refused = await reader.post("/api/v1/invites", json={"phone": "+32470123456"})
         assert refused.status_code == 403
@@ -116,16 +121,9 @@ async def test_cookie_changes_need_our_origin(tenant: Tenant) -> None:
 
 
 async def test_outbox_links_need_the_right_to_send(showme: Any, tenant: Tenant) -> None:
-    from showme_core.accounts import create_api_key
-    from showme_core.testing import client_for
-
     await tenant.client.post("/api/v1/invites", json={"phone": "+32470123456"})
-    async with showme.transaction() as tx:
-        _key, secret = await create_api_key(
-            tx.conn, organisation_id=tenant.org.id, name="reader", scopes=["invites:read"]
-        )
-    app = tenant.client._transport.app  # type: ignore[attr-defined]
-    async with client_for(app, headers={"Authorization": f"Bearer {secret}"}) as reader:
+    async with await read_only_client(showme, tenant) as reader:
+        assert (await reader.get("/api/v1/invites")).status_code == 200
         assert (await reader.get("/api/v1/outbox")).status_code == 403
 
 
