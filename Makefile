@@ -25,8 +25,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check showme_core tests bench
 	$(BIN)/mypy
 
+## Benchmarks: they print figures (recorded in docs/performance.md); they are not tests.
 bench: $(STAMP)
-	@echo "no benchmarks yet (they arrive with the picture loop)"
+	$(BIN)/python -m bench.caller_page
+	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.upload_latency
 
 ## Debian packages the tests drive: Chromium. Fails loudly if they cannot be installed.
 system-deps:

@@ -1,8 +1,8 @@
 // The caller's page. It must work on any phone, on a poor connection, for someone under stress:
 // few requests, no dependencies, plain words.
 //
-// Later features (pictures, video) import linkToken, callerFetch and opened from this module and
-// put their controls in <section id="actions">.
+// Later features (pictures, video) import linkToken, callerFetch, opened, t and endWith from this
+// module and put their controls in <section id="actions">.
 
 const LANGUAGES = ["en", "fr", "nl", "de"];
 const STORE_KEY = "showme.link";
@@ -101,6 +101,9 @@ async function useLanguage(code) {
 function text(key) {
   return texts[key] ?? FALLBACK[key] ?? "";
 }
+
+// For the modules that build their own messages, and end the page when the link dies under them.
+export { text as t, showProblem as endWith };
 
 function show(state) {
   document.body.dataset.state = state;

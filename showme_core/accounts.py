@@ -34,6 +34,8 @@ class Scope(enum.StrEnum):
     INVITES_WRITE = "invites:write"
     INVITES_READ = "invites:read"
     EVENTS_READ = "events:read"
+    MEDIA_READ = "media:read"
+    MEDIA_HOLD = "media:hold"
 
 
 ALL_SCOPES = [scope.value for scope in Scope]

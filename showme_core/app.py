@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Coroutine, Iterable
+import contextlib
+import functools
+import os
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -24,6 +28,8 @@ from showme_core.plugins import PluginError, PluginHost
 from showme_core.store import Database
 
 log = structlog.get_logger("showme")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class Transaction:
@@ -59,6 +65,17 @@ class ShowMe:
         self.passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
         self.cookies = SessionCookies(settings.signing_keys(), settings.session_max_age_seconds)
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Picture decoding runs here, off the event loop (Pillow releases the GIL while it works).
+        self._cpu = ThreadPoolExecutor(
+            max_workers=settings.image_workers or os.cpu_count() or 2,
+            thread_name_prefix="showme-imaging",
+        )
+        self._retention: asyncio.Task[None] | None = None
+
+    async def run_cpu(self, func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run CPU-bound work (picture decoding) in the service's thread pool."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._cpu, functools.partial(func, *args, **kwargs))
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
@@ -109,13 +126,24 @@ class ShowMe:
         return self.settings.public_url or str(request.base_url).rstrip("/")
 
     async def start(self) -> None:
+        from showme_core.media import retention_loop
+
         await self.db.ping()
         await self.plugins.startup(self)
+        if self.settings.retention_sweep_seconds > 0:
+            self._retention = asyncio.get_running_loop().create_task(
+                retention_loop(self, self.settings.retention_sweep_seconds), name="retention"
+            )
 
     async def stop(self) -> None:
+        if self._retention is not None:
+            self._retention.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retention
         await self.drain()
         await self.plugins.shutdown(self)
         await self.db.dispose()
+        self._cpu.shutdown(wait=True)
 
 
 def create_app(settings: Settings | None = None, plugins: Iterable[object] = ()) -> Starlette:

@@ -12,6 +12,10 @@ from showme_core.accounts import ApiKey, Role, User
 SESSION_COOKIE = "showme_session"
 
 
+# Scopes a signed-in user holds only as an admin (API keys hold what they were given).
+ADMIN_SCOPES = frozenset({"media:hold"})
+
+
 @dataclass(frozen=True)
 class Principal:
     """The authenticated party of a request, always bound to exactly one organisation."""
@@ -31,8 +35,10 @@ class Principal:
         return cls("api_key", key.organisation_id, f"api_key:{key.id}", scopes=key.scopes)
 
     def allows(self, scope: str) -> bool:
-        # Every role may invite and watch; roles gate administration in later features.
-        return self.user is not None or scope in self.scopes
+        # Every role may invite and watch; a legal hold is an admin's decision.
+        if self.user is not None:
+            return scope not in ADMIN_SCOPES or self.user.role is Role.ADMIN
+        return scope in self.scopes
 
     @property
     def role(self) -> Role | None:

@@ -232,6 +232,22 @@ def cmd_credits_add(args: argparse.Namespace) -> int:
     return _run(run, args)
 
 
+def cmd_purge(args: argparse.Namespace) -> int:
+    from showme_core.media import purge_expired
+    from showme_core.organisations import find_organisation
+
+    async def run(showme: Any) -> int:
+        org_id = None
+        if args.org:
+            async with showme.db.read() as db:
+                org_id = (await find_organisation(db, args.org)).id
+        count = await purge_expired(showme, organisation_id=org_id)
+        print(f"purged {count} picture{'s' if count != 1 else ''} past retention")
+        return 0
+
+    return _run(run, args)
+
+
 def cmd_plugins(args: argparse.Namespace) -> int:
     from showme_core.plugins import PluginHost
 
@@ -332,6 +348,13 @@ def build_parser() -> argparse.ArgumentParser:
     credits_add.add_argument("--org", required=True, help="organisation slug")
     credits_add.add_argument("--amount", type=int, required=True)
     credits_add.set_defaults(func=cmd_credits_add)
+
+    purge = sub.add_parser(
+        "purge",
+        help="purge media past retention now (the server also does it every minute)",
+    )
+    purge.add_argument("--org", help="only this organisation (slug)")
+    purge.set_defaults(func=cmd_purge)
 
     sub.add_parser("plugins", help="list installed and active plugins").set_defaults(
         func=cmd_plugins

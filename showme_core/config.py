@@ -58,6 +58,13 @@ class Settings(BaseModel):
     session_max_age_seconds: int = 12 * 3600
     sse_heartbeat_seconds: float = 15.0
     sms_timeout_seconds: float = 10.0
+    # Pictures (docs/media.md): bytes refused before parsing, pixels refused before decoding.
+    max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
+    max_image_pixels: int = Field(default=50_000_000, ge=1)
+    # Threads decoding pictures; 0 means one per CPU core.
+    image_workers: int = Field(default=0, ge=0)
+    # How often each instance looks for media past its retention period; 0 turns the sweep off.
+    retention_sweep_seconds: float = Field(default=60.0, ge=0)
 
     @field_validator("public_url")
     @classmethod

@@ -45,6 +45,7 @@ class Invite:
     expires_at: datetime
     opened_at: datetime | None
     ended_at: datetime | None
+    legal_hold: bool = False
 
     def status(self, now: datetime | None = None) -> InviteStatus:
         if self.ended_at is not None:
@@ -69,6 +70,7 @@ class Invite:
             "expires_at": iso(self.expires_at),
             "opened_at": iso(self.opened_at),
             "ended_at": iso(self.ended_at),
+            "legal_hold": self.legal_hold,
             "sms": sms_row,
         }
 
@@ -85,6 +87,7 @@ def _invite(row: Any) -> Invite:
         expires_at=as_utc(row.expires_at),
         opened_at=as_utc(row.opened_at) if row.opened_at else None,
         ended_at=as_utc(row.ended_at) if row.ended_at else None,
+        legal_hold=bool(row.legal_hold),
     )
 
 
@@ -223,6 +226,38 @@ async def end_invite(showme: ShowMe, principal: Principal, invite_id: str) -> In
             invite.organisation_id, "invite.ended", {"invite": ended.to_json()}, invite.id
         )
     return ended
+
+
+async def set_legal_hold(
+    showme: ShowMe, principal: Principal, invite_id: str, hold: bool, reason: str | None
+) -> Invite:
+    """Put an invite's media on legal hold (retention will not purge it), or lift the hold."""
+    async with showme.transaction() as tx:
+        invite = await get_invite(tx.conn, principal.organisation_id, invite_id, for_update=True)
+        if invite.legal_hold == hold:
+            return invite
+        await tx.conn.execute(
+            update(invites)
+            .where(invites.c.id == invite.id)
+            .values(
+                legal_hold=hold,
+                legal_hold_by=principal.actor if hold else None,
+                legal_hold_at=utcnow() if hold else None,
+            )
+        )
+        changed = await get_invite(tx.conn, principal.organisation_id, invite_id)
+        await audit.record(
+            tx.conn,
+            organisation_id=invite.organisation_id,
+            actor=principal.actor,
+            action="invite.legal_hold" if hold else "invite.legal_hold_lifted",
+            subject=invite.id,
+            reason=reason,
+        )
+        await tx.event(
+            invite.organisation_id, "invite.legal_hold", {"invite": changed.to_json()}, invite.id
+        )
+    return changed
 
 
 async def invite_for_token(

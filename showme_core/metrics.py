@@ -32,6 +32,27 @@ class Metrics:
             ["provider", "status"],
             registry=self.registry,
         )
+        self.media_received = Counter(
+            "showme_media_received",
+            "Pictures stored, by kind and the format they arrived in.",
+            ["kind", "format"],
+            registry=self.registry,
+        )
+        self.media_rejected = Counter(
+            "showme_media_rejected",
+            "Uploads refused, by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.media_ingest = Histogram(
+            "showme_media_ingest_seconds",
+            "Decoding, cleaning and durably storing one picture.",
+            buckets=(0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2, 5, 10),
+            registry=self.registry,
+        )
+        self.media_purged = Counter(
+            "showme_media_purged", "Pictures purged by retention.", registry=self.registry
+        )
         self.feed_clients = Gauge(
             "showme_event_feed_clients", "Open console event feeds.", registry=self.registry
         )

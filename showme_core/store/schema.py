@@ -16,6 +16,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData(
@@ -90,6 +91,10 @@ invites = Table(
     _ts("opened_at", nullable=True),
     _ts("ended_at", nullable=True),
     Column("ended_by", String(64), nullable=True),
+    # An admin's legal hold keeps the invite's media past its retention period.
+    Column("legal_hold", Boolean, nullable=False, server_default=false()),
+    Column("legal_hold_by", String(100), nullable=True),
+    _ts("legal_hold_at", nullable=True),
     Index("ix_invites_org_created", "organisation_id", "created_at"),
 )
 
@@ -148,4 +153,40 @@ credit_entries = Table(
     Column("sms_message_id", String(32), nullable=True),
     _ts("created_at"),
     UniqueConstraint("sms_message_id", "reason", name="uq_credit_entries_sms_reason"),
+)
+
+media = Table(
+    "media",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("organisation_id", String(32), ForeignKey("organisations.id"), nullable=False),
+    Column("invite_id", String(32), ForeignKey("invites.id"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    _ts("created_at"),
+    _ts("captured_at", nullable=True),
+    # SHA-256 of exactly the stored bytes; kept after a purge as evidence the picture existed.
+    Column("sha256", String(64), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("width", Integer, nullable=False),
+    Column("height", Integer, nullable=False),
+    Column("content_type", String(32), nullable=False),
+    Column("storage_key", String(200), nullable=False),
+    Column("thumbnail_key", String(200), nullable=False),
+    Column("location", JSON, nullable=True),
+    Column("idempotency_key", String(128), nullable=True),
+    # SHA-256 of the uploaded bytes, so a retry with the same key can be told from a new picture.
+    Column("upload_sha256", String(64), nullable=False),
+    _ts("purged_at", nullable=True),
+    UniqueConstraint("invite_id", "idempotency_key", name="uq_media_invite_idempotency"),
+    Index("ix_media_org_created", "organisation_id", "created_at"),
+    Index("ix_media_invite_created", "invite_id", "created_at"),
+)
+
+# Who has seen a picture at full size: the audit records each (picture, viewer) once.
+media_views = Table(
+    "media_views",
+    metadata,
+    Column("media_id", String(32), ForeignKey("media.id"), primary_key=True),
+    Column("actor", String(100), primary_key=True),
+    _ts("created_at"),
 )

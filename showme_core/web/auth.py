@@ -71,5 +71,7 @@ async def require_principal(conn: HTTPConnection, scope: str) -> Principal:
     method = conn.scope.get("method", "GET")
     principal = await authenticate(conn, method)
     if not principal.allows(scope):
+        if principal.user is not None:
+            raise Forbidden("Only an administrator may do this.", code="admin_only")
         raise Forbidden(f"This API key lacks the scope {scope!r}.", code="missing_scope")
     return principal

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from showme_core import invites
-from showme_core.errors import InvalidInput
 from showme_core.events import last_event_id
 from showme_core.web.auth import require_principal, showme_of
-from showme_core.web.schemas import InviteCreate, parse_body
+from showme_core.web.schemas import InviteCreate, paging, parse_body
 
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -40,14 +37,7 @@ async def create_invite(request: Request) -> Response:
 
 async def list_invites(request: Request) -> Response:
     principal = await require_principal(request, "invites:read")
-    try:
-        limit = int(request.query_params.get("limit", "50"))
-        before_raw = request.query_params.get("before")
-        before = datetime.fromisoformat(before_raw.replace("Z", "+00:00")) if before_raw else None
-    except ValueError as exc:
-        raise InvalidInput("limit must be a number and before an ISO 8601 time") from exc
-    if not 1 <= limit <= 200:
-        raise InvalidInput("limit must be between 1 and 200")
+    limit, before = paging(request, default=50, maximum=200)
     async with showme_of(request).db.read() as db:
         # Read first: a feed resumed from here replays whatever changes after the list was taken.
         last_id = await last_event_id(db, principal.organisation_id)

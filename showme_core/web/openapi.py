@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from showme_core import __version__
-from showme_core.web.schemas import InviteCreate, SessionCreate
+from showme_core.web.schemas import InviteCreate, LegalHold, PictureFields, SessionCreate
 
 _ERROR = {"$ref": "#/components/responses/Error"}
 _AUTH: list[dict[str, list[str]]] = [{"apiKey": []}, {"session": []}]
@@ -41,6 +41,23 @@ def _op(
 
 _INVITE_ID = {"name": "invite_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _INVITE = {"$ref": "#/components/schemas/Invite"}
+_MEDIA_ID = {"name": "media_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_MEDIA_LIST = _json(
+    {
+        "type": "object",
+        "required": ["items", "last_event_id"],
+        "properties": {
+            "items": {"type": "array", "items": {"$ref": "#/components/schemas/Media"}},
+            "last_event_id": {"type": "integer"},
+        },
+    },
+    "Pictures, newest first, and the feed position to resume from",
+)
+_PAGING = [
+    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
+    {"name": "before", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+]
+_JPEG = {"description": "The JPEG", "content": {"image/jpeg": {}}}
 _EXTRAS = _json(
     {
         "type": "object",
@@ -58,6 +75,47 @@ def _schemas() -> dict[str, Any]:
     return {
         "InviteCreate": InviteCreate.model_json_schema(),
         "SessionCreate": SessionCreate.model_json_schema(),
+        "LegalHold": LegalHold.model_json_schema(),
+        "PictureUpload": {
+            **PictureFields.model_json_schema(),
+            "properties": {
+                "picture": {"type": "string", "contentMediaType": "image/*"},
+                **PictureFields.model_json_schema()["properties"],
+            },
+            "required": ["picture"],
+        },
+        "Location": {
+            "type": "object",
+            "required": ["lat", "lon", "source"],
+            "properties": {
+                "lat": {"type": "number"},
+                "lon": {"type": "number"},
+                "accuracy_m": {"type": ["number", "null"]},
+                "source": {"type": "string", "enum": ["exif", "caller_exif", "geolocation"]},
+                "captured_at": nullable_time,
+            },
+        },
+        "Media": {
+            "type": "object",
+            "required": ["id", "invite_id", "created_at", "sha256", "width", "height", "url"],
+            "properties": {
+                "id": {"type": "string"},
+                "invite_id": {"type": "string"},
+                "kind": {"type": "string", "enum": ["picture", "still"]},
+                "created_at": {"type": "string", "format": "date-time"},
+                "captured_at": nullable_time,
+                "sha256": {"type": "string", "description": "SHA-256 of the bytes `url` returns"},
+                "size": {"type": "integer"},
+                "width": {"type": "integer"},
+                "height": {"type": "integer"},
+                "content_type": {"type": "string"},
+                "location": {
+                    "oneOf": [{"$ref": "#/components/schemas/Location"}, {"type": "null"}]
+                },
+                "url": {"type": "string"},
+                "thumbnail_url": {"type": "string"},
+            },
+        },
         "Sms": {
             "type": "object",
             "required": ["id", "status", "segments"],
@@ -88,6 +146,7 @@ def _schemas() -> dict[str, Any]:
                 "expires_at": {"type": "string", "format": "date-time"},
                 "opened_at": nullable_time,
                 "ended_at": nullable_time,
+                "legal_hold": {"type": "boolean"},
                 "sms": {"oneOf": [{"$ref": "#/components/schemas/Sms"}, {"type": "null"}]},
                 "link": {
                     "type": "string",
@@ -178,6 +237,85 @@ def build_document() -> dict[str, Any]:
                     {"200": _json(_INVITE, "The ended invite"), "404": _ERROR},
                     parameters=[_INVITE_ID],
                 )
+            },
+            "/api/v1/invites/{invite_id}/legal-hold": {
+                "post": _op(
+                    "Set or lift a legal hold: held media outlives its retention (admins)",
+                    {"200": _json(_INVITE, "The invite"), "403": _ERROR, "404": _ERROR},
+                    body="LegalHold",
+                    parameters=[_INVITE_ID],
+                )
+            },
+            "/api/v1/invites/{invite_id}/media": {
+                "get": _op(
+                    "The invite's pictures, newest first",
+                    {"200": _MEDIA_LIST, "404": _ERROR},
+                    parameters=[_INVITE_ID, *_PAGING],
+                )
+            },
+            "/api/v1/media": {
+                "get": _op(
+                    "The organisation's pictures across invites, newest first",
+                    {"200": _MEDIA_LIST},
+                    parameters=_PAGING,
+                )
+            },
+            "/api/v1/media/{media_id}": {
+                "get": _op(
+                    "The stored picture (each viewer's first view or download is audited)",
+                    {"200": _JPEG, "404": _ERROR, "410": _ERROR},
+                    parameters=[
+                        _MEDIA_ID,
+                        {"name": "download", "in": "query", "schema": {"enum": ["1"]}},
+                    ],
+                )
+            },
+            "/api/v1/media/{media_id}/thumbnail": {
+                "get": _op(
+                    "A thumbnail of at most 320 px (not audited as a view)",
+                    {"200": _JPEG, "404": _ERROR, "410": _ERROR},
+                    parameters=[_MEDIA_ID],
+                )
+            },
+            "/api/v1/caller/media": {
+                "post": {
+                    "summary": "The caller sends a picture; answered once durably stored",
+                    "security": [],
+                    "parameters": [
+                        {
+                            "name": "X-ShowMe-Link",
+                            "in": "header",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        },
+                        {
+                            "name": "Idempotency-Key",
+                            "in": "header",
+                            "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{8,128}$"},
+                        },
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "multipart/form-data": {
+                                "schema": {"$ref": "#/components/schemas/PictureUpload"}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "201": _json(
+                            {
+                                "type": "object",
+                                "properties": {"media": {"$ref": "#/components/schemas/Media"}},
+                            },
+                            "Stored (or the replay of a stored retry)",
+                        ),
+                        **{
+                            code: _ERROR
+                            for code in ("400", "401", "409", "410", "413", "415", "422")
+                        },
+                    },
+                }
             },
             "/api/v1/events": {
                 "get": _op(

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from starlette.routing import BaseRoute, Mount, Route
 
-from showme_core.web import caller, feed, invites, ops, pages, session
+from showme_core.web import caller, feed, invites, media, ops, pages, session
 from showme_core.web.openapi import openapi_document
 
 if TYPE_CHECKING:
@@ -23,8 +23,14 @@ def api_routes() -> list[Route]:
         Route("/api/v1/invites", invites.list_invites, methods=["GET"]),
         Route("/api/v1/invites/{invite_id}", invites.get_invite, methods=["GET"]),
         Route("/api/v1/invites/{invite_id}/end", invites.end_invite, methods=["POST"]),
+        Route("/api/v1/invites/{invite_id}/legal-hold", media.legal_hold, methods=["POST"]),
+        Route("/api/v1/invites/{invite_id}/media", media.invite_media, methods=["GET"]),
+        Route("/api/v1/media", media.organisation_media, methods=["GET"]),
+        Route("/api/v1/media/{media_id}", media.media_file, methods=["GET"]),
+        Route("/api/v1/media/{media_id}/thumbnail", media.media_thumbnail, methods=["GET"]),
         Route("/api/v1/events", feed.event_feed, methods=["GET"]),
         Route("/api/v1/caller/open", caller.open_link, methods=["POST"]),
+        Route("/api/v1/caller/media", media.upload_picture, methods=["POST"]),
         Route("/api/v1/console/extras", pages.console_extras, methods=["GET"]),
         Route("/api/v1/caller/extras", pages.caller_extras, methods=["GET"]),
         Route("/api/v1/openapi.json", openapi_document, methods=["GET"]),

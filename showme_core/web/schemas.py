@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import TypeVar
+from datetime import UTC, datetime
+from typing import Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 from starlette.requests import Request
 
 from showme_core.errors import InvalidInput, ShowMeError
@@ -43,6 +51,57 @@ class SessionCreate(BaseModel):
     password: str = Field(max_length=1024)
 
 
+class LegalHold(BaseModel):
+    """Keep an invite's media past its retention period, or stop keeping it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    hold: bool
+    reason: str | None = Field(default=None, max_length=500, description="Kept in the audit log.")
+
+
+class PictureFields(BaseModel):
+    """The form fields the caller page sends beside a picture (docs/media.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lat: float | None = Field(default=None, ge=-90, le=90, allow_inf_nan=False)
+    lon: float | None = Field(default=None, ge=-180, le=180, allow_inf_nan=False)
+    accuracy_m: float | None = Field(default=None, ge=0, le=1_000_000, allow_inf_nan=False)
+    captured_at: AwareDatetime | None = None
+    kind: Literal["picture", "still"] = "picture"
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> PictureFields:
+        if (self.lat is None) != (self.lon is None):
+            raise ValueError("send lat and lon together")
+        return self
+
+
+def validation_problem(exc: ValidationError) -> InvalidInput:
+    problems = [
+        {"field": ".".join(str(p) for p in err["loc"]) or "body", "problem": err["msg"]}
+        for err in exc.errors(include_url=False, include_input=False)
+    ]
+    summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
+    return InvalidInput(f"Invalid request: {summary}", fields=problems)
+
+
+def paging(request: Request, default: int, maximum: int) -> tuple[int, datetime | None]:
+    """``limit`` and ``before`` of a newest-first list; a time without a zone is read as UTC."""
+    try:
+        limit = int(request.query_params.get("limit", str(default)))
+        before_raw = request.query_params.get("before")
+        before = datetime.fromisoformat(before_raw.replace("Z", "+00:00")) if before_raw else None
+    except ValueError as exc:
+        raise InvalidInput("limit must be a number and before an ISO 8601 time") from exc
+    if not 1 <= limit <= maximum:
+        raise InvalidInput(f"limit must be between 1 and {maximum}")
+    if before is not None and before.tzinfo is None:
+        before = before.replace(tzinfo=UTC)
+    return limit, before
+
+
 class PayloadTooLarge(ShowMeError):
     status = 413
     code = "payload_too_large"
@@ -67,9 +126,4 @@ async def parse_body(request: Request, model: type[M]) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        problems = [
-            {"field": ".".join(str(p) for p in err["loc"]) or "body", "problem": err["msg"]}
-            for err in exc.errors(include_url=False, include_input=False)
-        ]
-        summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
-        raise InvalidInput(f"Invalid request: {summary}", fields=problems) from exc
+        raise validation_problem(exc) from exc

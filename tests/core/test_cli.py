@@ -41,6 +41,7 @@ def run(tmp_path: Path, *args: str, stdin: str | None = None) -> subprocess.Comp
         ["apikey", "create"],
         ["credits", "add"],
         ["plugins"],
+        ["purge"],
     ],
 )
 def test_every_command_has_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -74,6 +75,9 @@ def test_administration_from_scratch(tmp_path: Path) -> None:
     assert "not shown again" in key.stderr
     credits = run(tmp_path, "credits", "add", "--org", "north", "--amount", "25")
     assert "75 SMS credits" in credits.stdout
+    purge = run(tmp_path, "purge", "--org", "north")
+    assert purge.returncode == 0, purge.stderr
+    assert "purged 0 pictures past retention" in purge.stdout
     plugins = run(tmp_path, "plugins")
     assert "pigeon" in plugins.stdout and "installed" in plugins.stdout
     assert (
@@ -91,6 +95,7 @@ def test_administration_from_scratch(tmp_path: Path) -> None:
         (["user", "create", "--org", "nowhere", "--email", "a@b.c", "--password-stdin"], "nowhere"),
         (["apikey", "create", "--org", "nowhere", "--name", "x"], "nowhere"),
         (["credits", "add", "--org", "nowhere", "--amount", "-3"], "positive"),
+        (["purge", "--org", "nowhere"], "nowhere"),
     ],
 )
 def test_errors_are_clear_and_non_zero(tmp_path: Path, args: list[str], message: str) -> None:

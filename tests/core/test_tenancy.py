@@ -8,13 +8,15 @@ from typing import Any
 import httpx
 from starlette.routing import Route
 
-from showme_core.testing import Tenant, read_feed_backlog
+from showme_core.testing import Tenant, client_for, read_feed_backlog
+from tests import pictures
 
 # Routes anyone may call: they expose no organisation's data.
 PUBLIC = {
     ("POST", "/api/v1/session"),
     ("DELETE", "/api/v1/session"),
     ("POST", "/api/v1/caller/open"),
+    ("POST", "/api/v1/caller/media"),
     ("GET", "/api/v1/console/extras"),
     ("GET", "/api/v1/caller/extras"),
     ("GET", "/api/v1/openapi.json"),
@@ -31,11 +33,16 @@ def api_routes(app: Any) -> set[tuple[str, str]]:
     return found
 
 
+BODIES: dict[str, Any] = {
+    "/api/v1/invites/{invite_id}/legal-hold": {"hold": True},
+}
+
+
 async def check(
-    method: str, path: str, client: httpx.AsyncClient, north: Tenant, invite_id: str
+    method: str, path: str, client: httpx.AsyncClient, north: Tenant, invite_id: str, media_id: str
 ) -> None:
     """``client`` belongs to another organisation than ``north``: prove it cannot touch north."""
-    url = path.replace("{invite_id}", invite_id)
+    url = path.replace("{invite_id}", invite_id).replace("{media_id}", media_id)
     if (method, path) == ("GET", "/api/v1/events"):
         app = client._transport.app  # type: ignore[attr-defined]
         headers = {k: v for k, v in client.headers.items() if k.lower() != "host"}
@@ -44,13 +51,18 @@ async def check(
         for event in await read_feed_backlog(app, headers, after=0):
             assert invite_id not in str(event) and north.org.id not in str(event)
         return
-    answer = await client.request(method, url, json={"phone": "+32470123456", "send_sms": False})
+    body_json = BODIES.get(path, {"phone": "+32470123456", "send_sms": False})
+    answer = await client.request(method, url, json=body_json)
     body = answer.text
-    if "{invite_id}" in path:
+    if path.endswith("/legal-hold") and "authorization" not in client.headers:
+        # A dispatcher is refused as a non-admin before the invite is even looked up.
+        assert answer.status_code == 403, (method, path, answer.status_code)
+    elif "{invite_id}" in path or "{media_id}" in path:
         assert answer.status_code == 404, (method, path, answer.status_code)
     else:
         assert answer.status_code in (200, 201), (method, path, body)
-    assert invite_id not in body and north.org.id not in body and north.org.name not in body
+    for secret in (invite_id, media_id, north.org.id, north.org.name):
+        assert secret not in body, (method, path)
 
 
 async def test_every_endpoint_refuses_another_organisation(
@@ -60,24 +72,35 @@ async def test_every_endpoint_refuses_another_organisation(
     south = await make_tenant()
     created = await north.client.post("/api/v1/invites", json={"phone": "+32470123456"})
     invite_id = created.json()["id"]
+    token = created.json()["link"].split("#", 1)[1]
+    async with client_for(showme_app) as phone:
+        uploaded = await phone.post(
+            "/api/v1/caller/media",
+            headers={"X-ShowMe-Link": token},
+            files={"picture": ("p.jpg", pictures.jpeg(), "image/jpeg")},
+        )
+    media_id = uploaded.json()["media"]["id"]
     routes = api_routes(showme_app) - PUBLIC
     assert ("POST", "/api/v1/invites/{invite_id}/end") in routes
+    assert ("GET", "/api/v1/media/{media_id}") in routes
     for client in (south.client, south.cad):
         for method, path in sorted(routes):
-            await check(method, path, client, north, invite_id)
+            await check(method, path, client, north, invite_id, media_id)
     # Positive control: the same walk with north's own credentials does see the invite.
     own = {"cookie": "; ".join(f"{k}={v}" for k, v in north.client.cookies.items())}
     assert any(invite_id in str(e) for e in await read_feed_backlog(showme_app, own))
     # And north still sees its invite, untouched.
     mine = (await north.client.get(f"/api/v1/invites/{invite_id}")).json()
-    assert mine["status"] == "pending"
+    assert mine["status"] == "pending" and mine["legal_hold"] is False
+    assert (await north.client.get(f"/api/v1/media/{media_id}")).status_code == 200
 
 
 async def test_unauthenticated_calls_are_refused(
     showme_app: Any, showme_client: httpx.AsyncClient
 ) -> None:
     for method, path in sorted(api_routes(showme_app) - PUBLIC):
-        answer = await showme_client.request(method, path.replace("{invite_id}", "x"))
+        url = path.replace("{invite_id}", "x").replace("{media_id}", "x")
+        answer = await showme_client.request(method, url)
         assert answer.status_code == 401, (method, path)
         assert answer.json()["error"]["code"] == "not_authenticated"
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
+from tests.conftest import LiveServer
+
 CHROMIUM = "/usr/bin/chromium"
+PASSWORD = "a long dispatcher password"
 # Keep Chromium off the network on a closed machine, and accept camera prompts in later tests.
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -33,3 +37,22 @@ def browser() -> Iterator[Browser]:
             yield browser
         finally:
             browser.close()
+
+
+@pytest.fixture
+def psap(start_server: Any) -> LiveServer:
+    server: LiveServer = start_server()
+    server.cli("org", "create", "--slug", "north", "--name", "PSAP North", "--region", "BE")
+    server.cli(
+        "user",
+        "create",
+        "--org",
+        "north",
+        "--email",
+        "anna@north.test",
+        "--name",
+        "Anna",
+        "--password-stdin",
+        stdin=PASSWORD + "\n",
+    )
+    return server

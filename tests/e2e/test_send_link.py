@@ -4,15 +4,14 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect
 
 from tests.conftest import LiveServer
+from tests.e2e.conftest import PASSWORD
 
 pytestmark = pytest.mark.browser
-PASSWORD = "a long dispatcher password"
 PHONE_VIEWPORT = {"width": 390, "height": 844}
 
 
@@ -27,25 +26,6 @@ def watch_errors(page: Page) -> list[str]:
 
     page.on("console", on_console)
     return errors
-
-
-@pytest.fixture
-def psap(start_server: Any) -> LiveServer:
-    server: LiveServer = start_server()
-    server.cli("org", "create", "--slug", "north", "--name", "PSAP North", "--region", "BE")
-    server.cli(
-        "user",
-        "create",
-        "--org",
-        "north",
-        "--email",
-        "anna@north.test",
-        "--name",
-        "Anna",
-        "--password-stdin",
-        stdin=PASSWORD + "\n",
-    )
-    return server
 
 
 def sign_in(page: Page, server: LiveServer) -> None:

@@ -42,3 +42,15 @@ export async function api(path, { method = "GET", body } = {}) {
 export function serverNow() {
   return Date.now() + clockSkew;
 }
+
+// Microseconds since the epoch for the server's ISO times, for ordering. The server leaves out
+// the fraction when it is zero ("…:00Z" next to "…:00.123Z"), so strings do not sort; and
+// Date.parse keeps only milliseconds, which would tie two pictures received in the same one.
+export function instant(iso) {
+  if (!iso) return -Infinity;
+  const millis = Date.parse(iso);
+  if (Number.isNaN(millis)) return -Infinity;
+  const fraction = /\.(\d+)/.exec(iso)?.[1] ?? "";
+  const micros = Number((fraction + "000000").slice(0, 6));
+  return Math.floor(millis / 1000) * 1_000_000 + micros;
+}

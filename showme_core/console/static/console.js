@@ -6,6 +6,7 @@ import { loadExtras } from "/console/extras.js";
 import { Feed } from "/console/feed.js";
 import { InviteTable } from "/console/invites.js";
 import { Outbox } from "/console/outbox.js";
+import { PhotoWall } from "/console/wall.js";
 
 const TICK_MS = 30_000;
 const LINK_SHOWN_MS = 60_000;
@@ -18,8 +19,43 @@ const table = new InviteTable({
   empty: $("invites-empty"),
   template: $("invite-row-template"),
   onEnd: endInvite,
+  onPictures: (inviteId) => wall.showInvite(inviteId),
+  onHold: setLegalHold,
 });
 const outbox = new Outbox({ panel: $("outbox"), list: $("outbox-list"), empty: $("outbox-empty") });
+const wall = new PhotoWall({
+  panel: $("wall"),
+  list: $("wall-list"),
+  empty: $("wall-empty"),
+  error: $("wall-error"),
+  more: $("wall-more"),
+  filter: $("wall-filter"),
+  filterName: $("wall-filter-name"),
+  showAll: $("wall-show-all"),
+  sound: $("wall-sound"),
+  viewer: {
+    dialog: $("media-viewer"),
+    image: $("viewer-image"),
+    title: $("viewer-title"),
+    position: $("viewer-position"),
+    received: $("viewer-received"),
+    taken: $("viewer-taken"),
+    location: $("viewer-location"),
+    size: $("viewer-size"),
+    sha: $("viewer-sha"),
+    download: $("viewer-download"),
+    copyLocation: $("viewer-copy-location"),
+    copyState: $("viewer-copy-state"),
+    error: $("viewer-error"),
+    prev: $("viewer-prev"),
+    next: $("viewer-next"),
+    close: $("viewer-close"),
+  },
+  inviteOf: (inviteId) => table.get(inviteId),
+  onAnnounce: announce,
+  onSignedOut: handleSignedOut,
+  onFilter: (inviteId) => table.select(inviteId),
+});
 
 let feed = null;
 let ticker = 0;
@@ -58,6 +94,9 @@ async function startApp(me) {
   }
   $("invites-error").textContent = "";
   table.reset(list.items);
+  table.setCanHold(me.user?.role === "admin");
+  // The feed resumes after the invites list; the pictures are read after that list, so every
+  // picture is in the media list, on the feed, or both (the wall merges them by id).
   feed = new Feed({
     after: list.last_event_id,
     onEvent: applyEvent,
@@ -65,6 +104,7 @@ async function startApp(me) {
     onSignedOut: () => showSignIn("Your session has ended. Please sign in again."),
   });
   ticker = setInterval(() => table.render(), TICK_MS);
+  wall.load();
   outbox.refresh();
 }
 
@@ -74,6 +114,8 @@ function stopApp() {
   clearInterval(ticker);
   hideLink();
   table.reset();
+  table.setCanHold(false);
+  wall.reset();
   outbox.clear();
   setFeedState("reconnecting");
   for (const id of ["send-error", "invites-error", "announcer"]) $(id).textContent = "";
@@ -120,6 +162,20 @@ function applyEvent(event) {
     case "invite.opened":
     case "invite.ended":
       if (data.invite && table.upsert(data.invite)) announce(`Link opened by ${data.invite.phone}.`);
+      break;
+    case "invite.legal_hold":
+      if (data.invite) {
+        const before = table.get(data.invite.id)?.legal_hold === true;
+        table.upsert(data.invite);
+        const now = data.invite.legal_hold === true;
+        if (before !== now) announce(`Legal hold ${now ? "set" : "lifted"} for ${data.invite.phone}.`);
+      }
+      break;
+    case "media.created":
+      if (data.media) wall.added(data.media);
+      break;
+    case "media.purged":
+      if (data.media) wall.purged(data.media);
       break;
     case "sms.status":
       table.updateSms(event.invite_id, data.sms);
@@ -256,6 +312,26 @@ async function endInvite(inviteId) {
   }
   // The pressed button is now disabled; hand the keyboard back to where the next call starts.
   if (hadFocus && !$("app").hidden) $("phone").focus();
+}
+
+// ---- legal hold (admins) ------------------------------------------------------------------
+
+async function setLegalHold(inviteId, hold) {
+  const row = document.querySelector(`tr[data-invite-id="${CSS.escape(inviteId)}"]`);
+  if (row?.dataset.holding === "1") return;
+  if (row) row.dataset.holding = "1";
+  table.render();
+  $("invites-error").textContent = "";
+  try {
+    const path = `/api/v1/invites/${encodeURIComponent(inviteId)}/legal-hold`;
+    const invite = await api(path, { method: "POST", body: { hold } });
+    if (invite?.id) table.upsert(invite);
+  } catch (error) {
+    if (!handleSignedOut(error)) $("invites-error").textContent = error.message;
+  } finally {
+    if (row) delete row.dataset.holding;
+    table.render();
+  }
 }
 
 // ---- start ---------------------------------------------------------------------------------

@@ -1,23 +1,40 @@
 // The invites table. Rows are kept and updated in place (keyed by invite id), so a live update
 // never steals focus from an "End" button or restarts a highlight.
 
-import { serverNow } from "/console/api.js";
+import { instant, serverNow } from "/console/api.js";
 
 const KEEP = 200;
 const HIGHLIGHT_MS = 8000;
 const LIVE = new Set(["pending", "opened"]);
 
 export class InviteTable {
-  constructor({ body, empty, template, onEnd }) {
+  constructor({ body, empty, template, onEnd, onPictures, onHold }) {
     this.body = body;
     this.empty = empty;
     this.template = template;
     this.onEnd = onEnd;
+    this.onPictures = onPictures;
+    this.onHold = onHold;
     this.invites = new Map();
     this.rows = new Map();
+    // Only admins may set or lift a legal hold; everyone sees the "on hold" badge.
+    this.canHold = false;
+    // The invite whose pictures the wall shows, if any.
+    this.selected = null;
+  }
+
+  setCanHold(canHold) {
+    this.canHold = canHold;
+    this.render();
+  }
+
+  select(inviteId) {
+    this.selected = inviteId ?? null;
+    this.render();
   }
 
   reset(items = []) {
+    this.selected = null;
     this.invites.clear();
     this.rows.clear();
     this.body.replaceChildren();
@@ -25,7 +42,8 @@ export class InviteTable {
     this.render();
   }
 
-  // Returns true when this update is the moment the caller opened the link.
+  // Returns true when this update is the moment the caller opened the link. Every report of an
+  // invite (list, answers to our requests, feed events) goes through here.
   upsert(invite) {
     const known = this.invites.get(invite.id);
     // An answer to our own request can arrive after newer feed events: never step back.
@@ -64,7 +82,7 @@ export class InviteTable {
     let previous = null;
     for (const invite of ordered) {
       const row = this.rows.get(invite.id) ?? this.createRow(invite.id);
-      fillRow(row, invite, now);
+      fillRow(row, invite, now, { canHold: this.canHold, selected: this.selected === invite.id });
       // Only move rows that are out of place: moving a row would blur a focused button in it.
       const expected = previous ? previous.nextElementSibling : this.body.firstElementChild;
       if (expected !== row) {
@@ -80,6 +98,17 @@ export class InviteTable {
     const row = this.template.content.firstElementChild.cloneNode(true);
     row.dataset.inviteId = inviteId;
     row.querySelector(".invite-end").addEventListener("click", () => this.onEnd(inviteId));
+    row.querySelector(".invite-pictures").addEventListener("click", () => this.onPictures?.(inviteId));
+    row.querySelector(".invite-hold").addEventListener("click", () => {
+      const invite = this.invites.get(inviteId);
+      if (invite) this.onHold?.(inviteId, !invite.legal_hold);
+    });
+    // A click anywhere else on the row shows its pictures too (the button is the keyboard way).
+    row.addEventListener("click", (click) => {
+      if (click.target.closest("button, a, input, select")) return;
+      if (getSelection()?.toString()) return; // selecting the number to copy it is not a click
+      this.onPictures?.(inviteId);
+    });
     row.addEventListener("animationend", () => row.classList.remove("just-opened"));
     this.rows.set(inviteId, row);
     return row;
@@ -106,7 +135,9 @@ function laterSms(known, incoming) {
 }
 
 function newestFirst(a, b) {
-  if (a.created_at !== b.created_at) return a.created_at < b.created_at ? 1 : -1;
+  const at = instant(a.created_at);
+  const bt = instant(b.created_at);
+  if (at !== bt) return at < bt ? 1 : -1;
   return a.id < b.id ? 1 : -1;
 }
 
@@ -133,7 +164,7 @@ function setText(element, text) {
   if (element.textContent !== text) element.textContent = text;
 }
 
-function fillRow(row, invite, now) {
+function fillRow(row, invite, now, { canHold, selected }) {
   const status = currentStatus(invite, now);
   const sms = invite.sms;
   row.dataset.status = status;
@@ -151,4 +182,18 @@ function fillRow(row, invite, now) {
   const end = row.querySelector(".invite-end");
   end.setAttribute("aria-label", `End invite for ${invite.phone}`);
   end.disabled = !LIVE.has(status) || row.dataset.ending === "1";
+
+  const onHold = invite.legal_hold === true;
+  row.dataset.legalHold = onHold ? "true" : "false";
+  row.querySelector(".hold-badge").hidden = !onHold;
+  const hold = row.querySelector(".invite-hold");
+  hold.hidden = !canHold;
+  hold.setAttribute("aria-pressed", onHold ? "true" : "false");
+  hold.setAttribute("aria-label", `Legal hold for ${invite.phone}`);
+  hold.disabled = row.dataset.holding === "1";
+
+  row.classList.toggle("selected", selected);
+  const pictures = row.querySelector(".invite-pictures");
+  pictures.setAttribute("aria-pressed", selected ? "true" : "false");
+  pictures.setAttribute("aria-label", `Pictures from ${invite.phone}`);
 }

@@ -1,0 +1,214 @@
+// Pictures from the caller's phone (docs/media.md, "The caller page"): read the original's EXIF,
+// downscale in the browser, upload with a progress bar, and retry with one tap. A retry sends the
+// same bytes with the same Idempotency-Key, so a picture that did arrive is not stored twice.
+
+import { endWith, linkToken, opened, t } from "./caller.js";
+import { readExif } from "./exif.js";
+
+const LONG_SIDE = 2048;
+const QUALITY = 0.85;
+const EXIF_BYTES = 256 * 1024;
+const STALL_MS = 60_000; // no byte moved for this long: give up and offer a retry
+const FIELDS = ["lat", "lon", "accuracy_m", "captured_at"];
+const TRANSLATED = ["picture_too_large", "picture_format_not_allowed", "picture_too_many_pixels",
+  "picture_unreadable"];
+const BY_STATUS = { 413: "picture_too_large", 415: "picture_format_not_allowed" };
+const LINK_GONE = { link_ended: "ended", link_expired: "expired", invalid_link: "invalid" };
+
+const $ = (id) => document.getElementById(id);
+let queue = Promise.resolve(); // one picture at a time: on a weak network the first arrives sooner
+let made = 0;
+
+// A JPEG Blob of at most LONG_SIDE px on the long side (quality 0.85, upright, white under any
+// transparency), or null when this browser cannot decode the file (HEIC outside Safari, say).
+export async function downscale(file) {
+  let source = null;
+  let url = "";
+  try {
+    source = await createImageBitmap(file, { imageOrientation: "from-image" });
+  } catch {
+    try {
+      url = URL.createObjectURL(file);
+      source = new Image();
+      source.src = url;
+      await source.decode();
+    } catch {
+      source = null;
+    }
+  }
+  const canvas = document.createElement("canvas");
+  try {
+    const width = source?.naturalWidth || source?.width;
+    const height = source?.naturalHeight || source?.height;
+    if (!width || !height) return null;
+    const scale = Math.min(1, LONG_SIDE / Math.max(width, height));
+    canvas.width = Math.max(1, Math.round(width * scale));
+    canvas.height = Math.max(1, Math.round(height * scale));
+    const context = canvas.getContext("2d");
+    context.fillStyle = "#fff";
+    context.fillRect(0, 0, canvas.width, canvas.height);
+    context.imageSmoothingQuality = "high";
+    context.drawImage(source, 0, 0, canvas.width, canvas.height);
+    const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", QUALITY));
+    return blob?.type === "image/jpeg" ? blob : null;
+  } catch {
+    return null;
+  } finally {
+    source?.close?.();
+    if (url) URL.revokeObjectURL(url);
+    canvas.width = canvas.height = 0; // phones keep little memory for canvases
+  }
+}
+
+// 16 random bytes, base64url: within the header's allowed characters, and made once per picture.
+function newKey() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_")
+    .replace(/=+$/, "");
+}
+
+function announce(id, message) {
+  const region = $(id);
+  region.textContent = "";
+  setTimeout(() => { region.textContent = message; }, 50); // the same words twice are read twice
+}
+
+function addItem() {
+  made += 1;
+  const li = $("shot-template").content.firstElementChild.cloneNode(true);
+  const item = { li, key: newKey(), fields: {}, blob: null, name: "" };
+  item.text = li.querySelector(".shot-text");
+  item.bar = li.querySelector("progress");
+  item.retry = li.querySelector("button");
+  item.text.id = `shot-${made}`;
+  item.bar.setAttribute("aria-labelledby", item.text.id);
+  item.retry.setAttribute("aria-describedby", item.text.id);
+  item.retry.textContent = t("retry_upload");
+  item.retry.addEventListener("click", () => {
+    sending(item);
+    later(item, () => upload(item));
+  });
+  sending(item);
+  $("sent-title").hidden = false;
+  $("sent-pictures").prepend(li);
+  return item;
+}
+
+function sending(item) {
+  item.li.dataset.state = "uploading";
+  item.text.textContent = t("uploading");
+  item.bar.removeAttribute("value"); // moving, without a number, until bytes leave
+  item.bar.hidden = false;
+  item.retry.hidden = true;
+  announce("pictures-status", t("uploading"));
+}
+
+function sent(item, media) {
+  item.li.dataset.state = "sent";
+  if (media?.id) item.li.dataset.mediaId = media.id;
+  item.text.textContent = t("sent");
+  item.bar.hidden = true;
+  announce("pictures-status", t("sent"));
+}
+
+function failed(item, message, retry) {
+  item.li.dataset.state = "failed";
+  item.text.textContent = message;
+  item.bar.hidden = true;
+  item.retry.hidden = !retry;
+  announce("pictures-alert", message);
+  if (retry) item.retry.focus();
+}
+
+async function prepare(item, file) {
+  try {
+    item.fields = readExif(await file.slice(0, EXIF_BYTES).arrayBuffer());
+  } catch {
+    // Old browsers lack Blob.arrayBuffer: the picture still goes, without the fields.
+  }
+  const small = await downscale(file);
+  item.blob = small ?? file;
+  item.name = small ? "picture.jpg" : file.name || "picture";
+  if (small) {
+    const thumb = item.li.querySelector("img");
+    thumb.src = URL.createObjectURL(small);
+    thumb.hidden = false;
+  }
+}
+
+// Resolves once the server answered or the upload failed; never rejects.
+function upload(item) {
+  return new Promise((done) => {
+    const xhr = new XMLHttpRequest();
+    let timer = 0;
+    const alive = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => xhr.abort(), STALL_MS);
+    };
+    const end = (answer) => () => {
+      clearTimeout(timer);
+      answer();
+      done();
+    };
+    const lost = end(() => failed(item, t("err_network"), true));
+    xhr.open("POST", "/api/v1/caller/media");
+    xhr.withCredentials = false;
+    xhr.responseType = "json";
+    xhr.setRequestHeader("X-ShowMe-Link", linkToken());
+    xhr.setRequestHeader("Idempotency-Key", item.key);
+    xhr.upload.onprogress = (event) => {
+      alive();
+      if (event.lengthComputable && event.total) {
+        item.bar.value = Math.round((100 * event.loaded) / event.total);
+      }
+    };
+    xhr.onprogress = alive;
+    xhr.onerror = xhr.onabort = xhr.ontimeout = lost;
+    xhr.onload = end(() => answered(item, xhr.status, xhr.response));
+    const form = new FormData();
+    form.append("picture", item.blob, item.name);
+    for (const field of FIELDS) {
+      if (item.fields[field] != null) form.append(field, String(item.fields[field]));
+    }
+    alive();
+    xhr.send(form);
+  });
+}
+
+function answered(item, status, body) {
+  if (status >= 200 && status < 300) return sent(item, body?.media);
+  const code = body?.error?.code ?? "";
+  if (status >= 500 || status === 408 || status === 429 || status === 0) {
+    return failed(item, t("err_network"), true);
+  }
+  const gone = LINK_GONE[code] ?? (status === 410 ? "ended" : status === 401 ? "invalid" : "");
+  if (gone) {
+    failed(item, t(`${gone}_title`), false);
+    return endWith(gone);
+  }
+  const known = TRANSLATED.includes(code) ? code : !code && BY_STATUS[status];
+  const message = (known && t(`err_${known}`)) || body?.error?.message || t("err_upload");
+  return failed(item, message, false);
+}
+
+// Queues a step; whatever goes wrong in it, the item says so and the next picture still goes.
+function later(item, step) {
+  queue = queue.then(step).catch(() => failed(item, t("err_network"), Boolean(item.blob)));
+}
+
+function picked(event) {
+  const files = [...event.target.files];
+  event.target.value = ""; // the same picture can be chosen again
+  for (const file of files) {
+    const item = addItem();
+    later(item, async () => {
+      await prepare(item, file);
+      await upload(item);
+    });
+  }
+}
+
+opened.then(() => {
+  $("take-picture").addEventListener("change", picked);
+  $("choose-picture").addEventListener("change", picked);
+});

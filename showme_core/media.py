@@ -1,0 +1,426 @@
+"""Media: pictures a caller sent, stored durably, listed, viewed under audit, and purged.
+
+A media row exists only for bytes that are fully stored: the picture and its thumbnail are written
+(temporary file, fsync, rename) before the row is inserted, in the same transaction as its event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from showme_core import audit, invites
+from showme_core.clock import as_utc, iso, utcnow
+from showme_core.errors import Conflict, Gone, NotFound, ShowMeError
+from showme_core.ids import new_id
+from showme_core.imaging import CleanPicture, process_picture
+from showme_core.store.schema import invites as invites_table
+from showme_core.store.schema import media, media_views, organisations
+
+if TYPE_CHECKING:
+    from showme_core.app import ShowMe
+    from showme_core.auth import Principal
+
+log = structlog.get_logger("showme.media")
+
+KINDS = ("picture", "still")
+CONTENT_TYPE = "image/jpeg"
+
+
+@dataclass(frozen=True)
+class CallerFields:
+    """What the caller page sends beside the picture (docs/media.md)."""
+
+    lat: float | None = None
+    lon: float | None = None
+    accuracy_m: float | None = None
+    captured_at: datetime | None = None
+    kind: str = "picture"
+
+
+@dataclass(frozen=True)
+class Media:
+    id: str
+    organisation_id: str
+    invite_id: str
+    kind: str
+    created_at: datetime
+    captured_at: datetime | None
+    sha256: str
+    size: int
+    width: int
+    height: int
+    content_type: str
+    storage_key: str
+    thumbnail_key: str
+    location: dict[str, Any] | None
+    upload_sha256: str
+    purged_at: datetime | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "invite_id": self.invite_id,
+            "kind": self.kind,
+            "created_at": iso(self.created_at),
+            "captured_at": iso(self.captured_at),
+            "sha256": self.sha256,
+            "size": self.size,
+            "width": self.width,
+            "height": self.height,
+            "content_type": self.content_type,
+            "location": self.location,
+            "url": f"/api/v1/media/{self.id}",
+            "thumbnail_url": f"/api/v1/media/{self.id}/thumbnail",
+        }
+
+
+def _media(row: Any) -> Media:
+    return Media(
+        id=row.id,
+        organisation_id=row.organisation_id,
+        invite_id=row.invite_id,
+        kind=row.kind,
+        created_at=as_utc(row.created_at),
+        captured_at=as_utc(row.captured_at) if row.captured_at else None,
+        sha256=row.sha256,
+        size=row.size,
+        width=row.width,
+        height=row.height,
+        content_type=row.content_type,
+        storage_key=row.storage_key,
+        thumbnail_key=row.thumbnail_key,
+        location=row.location,
+        upload_sha256=row.upload_sha256,
+        purged_at=as_utc(row.purged_at) if row.purged_at else None,
+    )
+
+
+def _local_iso(value: datetime | None) -> str | None:
+    """A time with the offset it was recorded in: the local time at the scene is evidence too."""
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+def location_for(picture: CleanPicture, fields: CallerFields) -> dict[str, Any] | None:
+    """The bytes' own EXIF position wins; else what the caller page read from the original."""
+    exif = picture.exif
+    if exif.lat is not None and exif.lon is not None:
+        return {
+            "lat": exif.lat,
+            "lon": exif.lon,
+            "accuracy_m": exif.accuracy_m,
+            "source": "exif",
+            "captured_at": _local_iso(exif.captured_at or fields.captured_at),
+        }
+    if fields.lat is not None and fields.lon is not None:
+        return {
+            "lat": fields.lat,
+            "lon": fields.lon,
+            "accuracy_m": fields.accuracy_m,
+            "source": "caller_exif",
+            "captured_at": _local_iso(fields.captured_at or exif.captured_at),
+        }
+    return None
+
+
+async def _existing_for_key(conn: AsyncConnection, invite_id: str, key: str) -> Media | None:
+    row = (
+        await conn.execute(
+            select(media).where(media.c.invite_id == invite_id, media.c.idempotency_key == key)
+        )
+    ).first()
+    return _media(row) if row else None
+
+
+def _replay(existing: Media, upload_sha256: str) -> Media:
+    if existing.upload_sha256 != upload_sha256:
+        raise Conflict(
+            "This upload key was already used for another picture.", code="idempotency_conflict"
+        )
+    if existing.purged_at is not None:
+        raise Gone("This picture has been deleted.", code="media_purged")
+    return existing
+
+
+async def ingest(
+    showme: ShowMe,
+    token: str,
+    data: bytes,
+    fields: CallerFields,
+    idempotency_key: str | None,
+) -> tuple[Media, bool]:
+    """Clean and store a caller's picture; returns it and whether this was a replayed retry.
+
+    :raises ShowMeError: a refused link, a refused picture, or an idempotency conflict; nothing
+        is stored then.
+    """
+    upload_sha256 = hashlib.sha256(data).hexdigest()
+    async with showme.db.read() as db:
+        invite = await invites.invite_for_token(db, token)
+        if idempotency_key is not None:
+            existing = await _existing_for_key(db, invite.id, idempotency_key)
+            if existing is not None:
+                return _replay(existing, upload_sha256), True
+
+    started = time.perf_counter()
+    try:
+        picture = await showme.run_cpu(process_picture, data, showme.settings.max_image_pixels)
+    except ShowMeError as exc:
+        showme.metrics.media_rejected.labels(exc.code).inc()
+        raise
+    media_id = new_id()
+    prefix = f"{invite.organisation_id}/{invite.id}/{media_id}"
+    stored = await showme.storage.put(f"{prefix}.jpg", picture.data)
+    thumb = await showme.storage.put(f"{prefix}.thumb.jpg", picture.thumbnail)
+
+    now = utcnow()
+    row = {
+        "id": media_id,
+        "organisation_id": invite.organisation_id,
+        "invite_id": invite.id,
+        "kind": fields.kind,
+        "created_at": now,
+        "captured_at": as_utc(c) if (c := picture.exif.captured_at or fields.captured_at) else None,
+        "sha256": stored.sha256,
+        "size": stored.size,
+        "width": picture.width,
+        "height": picture.height,
+        "content_type": CONTENT_TYPE,
+        "storage_key": stored.key,
+        "thumbnail_key": thumb.key,
+        "location": location_for(picture, fields),
+        "idempotency_key": idempotency_key,
+        "upload_sha256": upload_sha256,
+        "purged_at": None,
+    }
+    try:
+        async with showme.transaction() as tx:
+            # The session may have ended while the picture was decoded: check again, locked.
+            await invites.invite_for_token(tx.conn, token, for_update=True)
+            await tx.conn.execute(media.insert().values(**row))
+            created = _media(
+                (await tx.conn.execute(select(media).where(media.c.id == media_id))).one()
+            )
+            await tx.event(
+                invite.organisation_id, "media.created", {"media": created.to_json()}, invite.id
+            )
+    except BaseException as exc:
+        await _delete_quietly(showme, stored.key, thumb.key)
+        if isinstance(exc, IntegrityError) and idempotency_key is not None:
+            # A concurrent retry with the same key won the race: answer as it did.
+            async with showme.db.read() as db:
+                existing = await _existing_for_key(db, invite.id, idempotency_key)
+            if existing is not None:
+                return _replay(existing, upload_sha256), True
+        raise
+    showme.metrics.media_received.labels(fields.kind, picture.source_format).inc()
+    showme.metrics.media_ingest.observe(time.perf_counter() - started)
+    log.info(
+        "media stored",
+        media_id=media_id,
+        invite_id=invite.id,
+        organisation_id=invite.organisation_id,
+        size=stored.size,
+        format=picture.source_format,
+    )
+    return created, False
+
+
+async def _delete_quietly(showme: ShowMe, *keys: str) -> None:
+    for key in keys:
+        try:
+            await asyncio.shield(showme.storage.delete(key))
+        except Exception:  # best effort: without a row the bytes are unreachable
+            log.warning("could not delete unreferenced media bytes", key=key, exc_info=True)
+
+
+# ---- reading -----------------------------------------------------------------------------------
+
+
+async def get_media(conn: AsyncConnection, organisation_id: str, media_id: str) -> Media:
+    """One picture of the organisation; another organisation's answers 404 like a missing one."""
+    row = (
+        await conn.execute(
+            select(media).where(media.c.id == media_id, media.c.organisation_id == organisation_id)
+        )
+    ).first()
+    if row is None:
+        raise NotFound("No such picture.", code="media_not_found")
+    found = _media(row)
+    if found.purged_at is not None:
+        raise Gone("This picture was deleted when its retention period ended.", code="media_purged")
+    return found
+
+
+async def list_media(
+    conn: AsyncConnection,
+    organisation_id: str,
+    *,
+    invite_id: str | None = None,
+    limit: int = 100,
+    before: datetime | None = None,
+) -> list[Media]:
+    """Pictures newest first (purged ones are gone from lists)."""
+    query = select(media).where(
+        media.c.organisation_id == organisation_id, media.c.purged_at.is_(None)
+    )
+    if invite_id is not None:
+        query = query.where(media.c.invite_id == invite_id)
+    if before is not None:
+        query = query.where(media.c.created_at < before)
+    query = query.order_by(media.c.created_at.desc(), media.c.id.desc()).limit(limit)
+    return [_media(row) for row in await conn.execute(query)]
+
+
+async def record_view(showme: ShowMe, principal: Principal, item: Media, download: bool) -> None:
+    """Audit a full-size view or download, once per viewer and picture."""
+    async with showme.transaction() as tx:
+        seen = (
+            await tx.conn.execute(
+                select(media_views.c.media_id).where(
+                    media_views.c.media_id == item.id, media_views.c.actor == principal.actor
+                )
+            )
+        ).first()
+        if seen is not None:
+            return
+        await tx.conn.execute(
+            media_views.insert().values(
+                media_id=item.id, actor=principal.actor, created_at=utcnow()
+            )
+        )
+        await audit.record(
+            tx.conn,
+            organisation_id=item.organisation_id,
+            actor=principal.actor,
+            action="media.download" if download else "media.view",
+            subject=item.id,
+            invite_id=item.invite_id,
+            sha256=item.sha256,
+        )
+
+
+# ---- retention ---------------------------------------------------------------------------------
+
+
+async def purge_expired(
+    showme: ShowMe, now: datetime | None = None, organisation_id: str | None = None
+) -> int:
+    """Purge every picture past its organisation's retention period whose invite is neither live
+    nor on legal hold (of one organisation, or of all). Returns how many were purged. Safe to run
+    on several instances at once."""
+    now = now or utcnow()
+    purged = 0
+    query = select(organisations.c.id, organisations.c.retention_seconds)
+    if organisation_id is not None:
+        query = query.where(organisations.c.id == organisation_id)
+    async with showme.db.read() as db:
+        orgs = (await db.execute(query)).all()
+    for org_id, retention_seconds in orgs:
+        cutoff = now - timedelta(seconds=retention_seconds)
+        async with showme.db.read() as db:
+            candidates = (
+                await db.execute(
+                    select(media.c.id, media.c.invite_id)
+                    .join(invites_table, invites_table.c.id == media.c.invite_id)
+                    .where(
+                        media.c.organisation_id == org_id,
+                        media.c.purged_at.is_(None),
+                        media.c.created_at <= cutoff,
+                        invites_table.c.legal_hold.is_(False),
+                        or_(
+                            invites_table.c.ended_at.is_not(None),
+                            invites_table.c.expires_at <= now,
+                        ),
+                    )
+                    .order_by(media.c.created_at)
+                )
+            ).all()
+        for media_id, invite_id in candidates:
+            if await _purge_one(showme, org_id, media_id, invite_id, now):
+                purged += 1
+    await delete_purged_bytes(showme)
+    return purged
+
+
+async def _purge_one(
+    showme: ShowMe, org_id: str, media_id: str, invite_id: str, now: datetime
+) -> bool:
+    """Mark one picture purged, after checking again under the invite's row lock that no hold was
+    placed and the invite was not extended meanwhile. The bytes go right after the commit."""
+    async with showme.transaction() as tx:
+        invite = await invites.get_invite(tx.conn, org_id, invite_id, for_update=True)
+        if invite.legal_hold or invite.status(now) in (
+            invites.InviteStatus.PENDING,
+            invites.InviteStatus.OPENED,
+        ):
+            return False
+        result = await tx.conn.execute(
+            update(media)
+            .where(media.c.id == media_id, media.c.purged_at.is_(None))
+            .values(purged_at=now)
+            .returning(media.c.sha256)
+        )
+        sha256 = result.scalar_one_or_none()
+        if sha256 is None:
+            return False  # another instance purged it first
+        await audit.record(
+            tx.conn,
+            organisation_id=org_id,
+            actor="system:retention",
+            action="media.purge",
+            subject=media_id,
+            invite_id=invite_id,
+            sha256=sha256,
+        )
+        await tx.event(
+            org_id,
+            "media.purged",
+            {"media": {"id": media_id, "invite_id": invite_id}},
+            invite_id,
+        )
+    showme.metrics.media_purged.inc()
+    return True
+
+
+async def delete_purged_bytes(showme: ShowMe) -> None:
+    """Delete the bytes of purged pictures, then forget their keys. Rerunning after a crash between
+    the two steps deletes again, which is harmless."""
+    async with showme.db.read() as db:
+        rows = (
+            await db.execute(
+                select(media.c.id, media.c.storage_key, media.c.thumbnail_key).where(
+                    and_(media.c.purged_at.is_not(None), media.c.storage_key != "")
+                )
+            )
+        ).all()
+    for media_id, key, thumb_key in rows:
+        await showme.storage.delete(key)
+        await showme.storage.delete(thumb_key)
+        async with showme.db.transaction() as conn:
+            await conn.execute(
+                update(media).where(media.c.id == media_id).values(storage_key="", thumbnail_key="")
+            )
+
+
+async def retention_loop(showme: ShowMe, every: float) -> None:
+    """Purge in the background for as long as the service runs."""
+    while True:
+        try:
+            count = await purge_expired(showme)
+            if count:
+                log.info("retention purge", purged=count)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("retention purge failed; will try again")
+        await asyncio.sleep(every)
