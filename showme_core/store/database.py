@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +29,20 @@ class Database:
         else:
             kwargs["pool_pre_ping"] = True
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
+        # SQLite has one writer at a time. Writers of this process queue here, in order, instead
+        # of in SQLite's busy handler, which sleeps up to 100 ms between tries and gave uploads
+        # multi-second tails under load; other processes still queue on the busy timeout.
+        self._writers = asyncio.Lock() if self.is_sqlite else None
         if self.is_sqlite:
             _configure_sqlite(self.engine)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction; SQLite takes its write lock at the start (BEGIN IMMEDIATE)."""
-        async with self.engine.connect() as conn:
+        async with AsyncExitStack() as stack:
+            if self._writers is not None:
+                await stack.enter_async_context(self._writers)
+            conn = await stack.enter_async_context(self.engine.connect())
             if self.is_sqlite:
                 await conn.execution_options(showme_begin="BEGIN IMMEDIATE")
             async with conn.begin():
