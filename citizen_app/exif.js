@@ -118,7 +118,8 @@ function readTiff(view, found) {
       found.lat = lat;
       found.lon = lon;
       const error = values(gps, 0x1f)?.[0];
-      if (Number.isFinite(error) && error >= 0) found.accuracy_m = error;
+      // The server refuses an error of 1,000 km or more: such a value is noise, not a fix.
+      if (Number.isFinite(error) && error >= 0 && error < 1e6) found.accuracy_m = error;
     }
   }
 

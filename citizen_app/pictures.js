@@ -104,6 +104,7 @@ function sending(item) {
 }
 
 function sent(item, media) {
+  item.blob = null; // it arrived: do not hold a possibly large original any longer
   item.li.dataset.state = "sent";
   if (media?.id) item.li.dataset.mediaId = media.id;
   item.text.textContent = t("sent");
@@ -131,7 +132,10 @@ async function prepare(item, file) {
   item.name = small ? "picture.jpg" : file.name || "picture";
   if (small) {
     const thumb = item.li.querySelector("img");
-    thumb.src = URL.createObjectURL(small);
+    const url = URL.createObjectURL(small);
+    thumb.addEventListener("load", () => URL.revokeObjectURL(url), { once: true });
+    thumb.addEventListener("error", () => URL.revokeObjectURL(url), { once: true });
+    thumb.src = url;
     thumb.hidden = false;
   }
 }

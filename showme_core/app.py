@@ -23,6 +23,7 @@ from showme_core.config import Settings, load_settings
 from showme_core.defaults import DEFAULT_PLUGINS
 from showme_core.events import Event, LocalBus, append_event
 from showme_core.logs import configure_logging
+from showme_core.media import UploadGate
 from showme_core.metrics import Metrics
 from showme_core.plugins import PluginError, PluginHost
 from showme_core.store import Database
@@ -71,6 +72,7 @@ class ShowMe:
             thread_name_prefix="showme-imaging",
         )
         self._retention: asyncio.Task[None] | None = None
+        self.uploads = UploadGate(settings.max_uploads_per_invite, settings.max_uploads_in_flight)
 
     async def run_cpu(self, func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         """Run CPU-bound work (picture decoding) in the service's thread pool."""

@@ -61,6 +61,9 @@ class Settings(BaseModel):
     # Pictures (docs/media.md): bytes refused before parsing, pixels refused before decoding.
     max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(default=50_000_000, ge=1)
+    # Uploads being received or decoded at once: per caller, and in all (each holds its bytes).
+    max_uploads_per_invite: int = Field(default=2, ge=1)
+    max_uploads_in_flight: int = Field(default=32, ge=1)
     # Threads decoding pictures; 0 means one per CPU core.
     image_workers: int = Field(default=0, ge=0)
     # How often each instance looks for media past its retention period; 0 turns the sweep off.

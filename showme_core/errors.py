@@ -8,6 +8,8 @@ from typing import Any
 class ShowMeError(Exception):
     status = 400
     code = "bad_request"
+    # Seconds after which a retry may succeed (sent as Retry-After), for refusals under load.
+    retry_after: int | None = None
 
     def __init__(self, message: str, *, code: str | None = None, **details: Any) -> None:
         super().__init__(message)
@@ -50,3 +52,11 @@ class Gone(ShowMeError):
 class InsufficientCredits(ShowMeError):
     status = 402
     code = "insufficient_credits"
+
+
+class TooBusy(ShowMeError):
+    """Refused under load; the client may retry after ``retry_after`` seconds."""
+
+    status = 429
+    code = "too_many_requests"
+    retry_after = 2

@@ -20,6 +20,8 @@ from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
 from showme_core.errors import ShowMeError
 
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "HEIF")
+# Capture times outside these years are nonsense (and near year 1 they overflow in arithmetic).
+MIN_YEAR, MAX_YEAR = 1900, 2100
 THUMBNAIL_PX = 320
 JPEG_QUALITY = 85
 
@@ -140,15 +142,23 @@ POLYGLOT_SIGNATURES = (
 )
 
 
+ZIP_END_OF_DIRECTORY = b"PK\x05\x06"
+ZIP_TAIL = 22 + 65535  # the record and the longest comment it may carry
+
+
 def _refuse_polyglot(data: bytes, image_format: str) -> None:
     """Refuse a file that is a picture and, after it, another document (a polyglot)."""
     end = image_end(data, image_format)
     if end is None or end >= len(data):
         return
-    trailer = data[end:].lower()
-    if any(signature.lower() in trailer for signature in POLYGLOT_SIGNATURES) or trailer.startswith(
-        b"mz"
-    ):
+    trailer = data[end:]
+    start = trailer.lstrip(b"\x00\xff \t\r\n").lower()
+    starts_another = start.startswith(b"mz") or any(
+        start.startswith(signature.lower()) for signature in POLYGLOT_SIGNATURES
+    )
+    # A ZIP is read from its end: its directory record may follow any bytes at all.
+    zip_directory = ZIP_END_OF_DIRECTORY in trailer[-ZIP_TAIL:]
+    if starts_another or zip_directory:
         raise PictureRejected(
             "This file hides another document after the picture. Send the picture on its own.",
             code="picture_polyglot",
@@ -158,7 +168,7 @@ def _refuse_polyglot(data: bytes, image_format: str) -> None:
 def image_end(data: bytes, image_format: str) -> int | None:
     """Where the picture's own bytes end, or None when the container cannot be walked."""
     try:
-        if image_format == "JPEG":
+        if image_format in ("JPEG", "MPO"):  # MPO: a JPEG with more pictures appended
             return _jpeg_end(data)
         if image_format == "PNG":
             return _png_end(data)
@@ -244,7 +254,7 @@ def _pixels_only(image: Image.Image) -> Image.Image:
     same, and tests check the bytes.)"""
     if image.mode not in ("RGB", "L"):
         if "A" in image.getbands() or image.mode in ("P", "PA"):
-            rgba = image.convert("RGBA")
+            rgba = image if image.mode == "RGBA" else image.convert("RGBA")
             flat = Image.new("RGB", rgba.size, (255, 255, 255))
             flat.paste(rgba, mask=rgba.getchannel("A"))
             image = flat
@@ -330,13 +340,13 @@ def _capture_time(value: Any, offset: Any) -> datetime | None:
         moment = datetime.strptime(value.strip("\x00 "), "%Y:%m:%d %H:%M:%S")
     except ValueError:
         return None
-    if isinstance(offset, str):
+    if isinstance(offset, str) and MIN_YEAR <= moment.year <= MAX_YEAR:
         try:
             sign = -1 if offset.startswith("-") else 1
             hours, minutes = offset.strip("\x00 +-").split(":")
             delta = timedelta(hours=int(hours), minutes=int(minutes))
             return moment.replace(tzinfo=timezone(sign * delta))
-        except ValueError:
+        except (ValueError, OverflowError):
             pass
     # No offset recorded: a local time in an unknown zone. Saying nothing beats being hours off;
     # the caller page sends the time with the phone's own offset instead.

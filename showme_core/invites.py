@@ -260,17 +260,32 @@ async def set_legal_hold(
     return changed
 
 
-async def invite_for_token(
-    conn: AsyncConnection, token: str, *, for_update: bool = False
-) -> Invite:
-    """The live invite a caller's token belongs to, or a clear refusal."""
+async def invite_by_token(conn: AsyncConnection, token: str, *, for_update: bool = False) -> Invite:
+    """The invite a caller's token belongs to, live or not; a forged token is refused."""
     if not tokens.looks_like_token(token):
         raise NotAuthenticated("This link is not valid.", code="invalid_link")
     query = select(invites).where(invites.c.token_hash == tokens.hash_token(token))
     row = (await conn.execute(query.with_for_update() if for_update else query)).first()
     if row is None:
         raise NotAuthenticated("This link is not valid.", code="invalid_link")
-    invite = _invite(row)
+    return _invite(row)
+
+
+def require_live(invite: Invite) -> Invite:
+    """Refuse a caller whose session has ended or expired."""
+    status = invite.status()
+    if status is InviteStatus.ENDED:
+        raise Gone("The emergency service has ended this session.", code="link_ended")
+    if status is InviteStatus.EXPIRED:
+        raise Gone("This link has expired.", code="link_expired")
+    return invite
+
+
+async def invite_for_token(
+    conn: AsyncConnection, token: str, *, for_update: bool = False
+) -> Invite:
+    """The live invite a caller's token belongs to, or a clear refusal."""
+    invite = await invite_by_token(conn, token, for_update=for_update)
     status = invite.status()
     if status is InviteStatus.ENDED:
         raise Gone("The emergency service has ended this session.", code="link_ended")

@@ -7,20 +7,23 @@ A media row exists only for bytes that are fully stored: the picture and its thu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy import and_, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from showme_core import audit, invites
 from showme_core.clock import as_utc, iso, utcnow
-from showme_core.errors import Conflict, Gone, NotFound, ShowMeError
+from showme_core.errors import Conflict, Gone, NotFound, ShowMeError, TooBusy
 from showme_core.ids import new_id
 from showme_core.imaging import CleanPicture, process_picture
 from showme_core.store.schema import invites as invites_table
@@ -141,6 +144,10 @@ async def _existing_for_key(conn: AsyncConnection, invite_id: str, key: str) -> 
     return _media(row) if row else None
 
 
+async def key_unused(conn: AsyncConnection, invite_id: str, key: str) -> bool:
+    return await _existing_for_key(conn, invite_id, key) is None
+
+
 def _replay(existing: Media, upload_sha256: str) -> Media:
     if existing.upload_sha256 != upload_sha256:
         raise Conflict(
@@ -165,11 +172,14 @@ async def ingest(
     """
     upload_sha256 = hashlib.sha256(data).hexdigest()
     async with showme.db.read() as db:
-        invite = await invites.invite_for_token(db, token)
+        invite = await invites.invite_by_token(db, token)
+        # A retry of a stored picture answers as the first time did, even once the session has
+        # ended: the caller's phone must learn that the dispatcher has it.
         if idempotency_key is not None:
             existing = await _existing_for_key(db, invite.id, idempotency_key)
             if existing is not None:
                 return _replay(existing, upload_sha256), True
+        invites.require_live(invite)
 
     started = time.perf_counter()
     try:
@@ -179,30 +189,32 @@ async def ingest(
         raise
     media_id = new_id()
     prefix = f"{invite.organisation_id}/{invite.id}/{media_id}"
-    stored = await showme.storage.put(f"{prefix}.jpg", picture.data)
-    thumb = await showme.storage.put(f"{prefix}.thumb.jpg", picture.thumbnail)
-
-    now = utcnow()
-    row = {
-        "id": media_id,
-        "organisation_id": invite.organisation_id,
-        "invite_id": invite.id,
-        "kind": fields.kind,
-        "created_at": now,
-        "captured_at": as_utc(c) if (c := picture.exif.captured_at or fields.captured_at) else None,
-        "sha256": stored.sha256,
-        "size": stored.size,
-        "width": picture.width,
-        "height": picture.height,
-        "content_type": CONTENT_TYPE,
-        "storage_key": stored.key,
-        "thumbnail_key": thumb.key,
-        "location": location_for(picture, fields),
-        "idempotency_key": idempotency_key,
-        "upload_sha256": upload_sha256,
-        "purged_at": None,
-    }
+    written: list[str] = []
     try:
+        stored = await showme.storage.put(f"{prefix}.jpg", picture.data)
+        written.append(stored.key)
+        thumb = await showme.storage.put(f"{prefix}.thumb.jpg", picture.thumbnail)
+        written.append(thumb.key)
+        captured = picture.exif.captured_at or fields.captured_at
+        row = {
+            "id": media_id,
+            "organisation_id": invite.organisation_id,
+            "invite_id": invite.id,
+            "kind": fields.kind,
+            "created_at": utcnow(),
+            "captured_at": as_utc(captured) if captured else None,
+            "sha256": stored.sha256,
+            "size": stored.size,
+            "width": picture.width,
+            "height": picture.height,
+            "content_type": CONTENT_TYPE,
+            "storage_key": stored.key,
+            "thumbnail_key": thumb.key,
+            "location": location_for(picture, fields),
+            "idempotency_key": idempotency_key,
+            "upload_sha256": upload_sha256,
+            "purged_at": None,
+        }
         async with showme.transaction() as tx:
             # The session may have ended while the picture was decoded: check again, locked.
             await invites.invite_for_token(tx.conn, token, for_update=True)
@@ -214,7 +226,8 @@ async def ingest(
                 invite.organisation_id, "media.created", {"media": created.to_json()}, invite.id
             )
     except BaseException as exc:
-        await _delete_quietly(showme, stored.key, thumb.key)
+        # Nothing is kept for an upload that did not end in a committed row.
+        await _delete_quietly(showme, *written)
         if isinstance(exc, IntegrityError) and idempotency_key is not None:
             # A concurrent retry with the same key won the race: answer as it did.
             async with showme.db.read() as db:
@@ -241,6 +254,38 @@ async def _delete_quietly(showme: ShowMe, *keys: str) -> None:
             await asyncio.shield(showme.storage.delete(key))
         except Exception:  # best effort: without a row the bytes are unreachable
             log.warning("could not delete unreferenced media bytes", key=key, exc_info=True)
+
+
+class UploadGate:
+    """Bounds the uploads one instance receives and decodes at once, per caller and in all, so a
+    burst (or one caller's loop) queues at the client instead of in this process's memory."""
+
+    def __init__(self, per_invite: int, total: int) -> None:
+        self.per_invite = per_invite
+        self.total = total
+        self._by_invite: dict[str, int] = {}
+
+    @contextlib.contextmanager
+    def admit(self, invite_id: str) -> Iterator[None]:
+        if sum(self._by_invite.values()) >= self.total:
+            raise TooBusy(
+                "The service is receiving many pictures right now; this one will be retried.",
+                code="too_many_uploads",
+            )
+        if self._by_invite.get(invite_id, 0) >= self.per_invite:
+            raise TooBusy(
+                "Another picture from this phone is still being received; send this one after it.",
+                code="too_many_uploads",
+            )
+        self._by_invite[invite_id] = self._by_invite.get(invite_id, 0) + 1
+        try:
+            yield
+        finally:
+            left = self._by_invite[invite_id] - 1
+            if left:
+                self._by_invite[invite_id] = left
+            else:
+                del self._by_invite[invite_id]
 
 
 # ---- reading -----------------------------------------------------------------------------------
@@ -283,21 +328,15 @@ async def list_media(
 
 async def record_view(showme: ShowMe, principal: Principal, item: Media, download: bool) -> None:
     """Audit a full-size view or download, once per viewer and picture."""
+    dialect = postgresql if showme.db.url.get_backend_name() == "postgresql" else sqlite
     async with showme.transaction() as tx:
-        seen = (
-            await tx.conn.execute(
-                select(media_views.c.media_id).where(
-                    media_views.c.media_id == item.id, media_views.c.actor == principal.actor
-                )
-            )
-        ).first()
-        if seen is not None:
-            return
-        await tx.conn.execute(
-            media_views.insert().values(
-                media_id=item.id, actor=principal.actor, created_at=utcnow()
-            )
+        inserted = await tx.conn.execute(
+            dialect.insert(media_views)
+            .values(media_id=item.id, actor=principal.actor, created_at=utcnow())
+            .on_conflict_do_nothing()
         )
+        if inserted.rowcount != 1:
+            return  # seen before (or by a request racing this one): audited once
         await audit.record(
             tx.conn,
             organisation_id=item.organisation_id,

@@ -43,7 +43,10 @@ def error_response(
 
 async def _showme_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ShowMeError)
-    return error_response(request, exc.status, exc.code, exc.message, **exc.details)
+    response = error_response(request, exc.status, exc.code, exc.message, **exc.details)
+    if exc.retry_after is not None:
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Message, Receive
 
 from showme_core import invites, media
+from showme_core.app import ShowMe
 from showme_core.errors import Gone, InvalidInput, ShowMeError
 from showme_core.events import last_event_id
 from showme_core.web.auth import require_principal, showme_of
@@ -25,6 +26,9 @@ from showme_core.web.schemas import (
     parse_body,
     validation_problem,
 )
+
+if TYPE_CHECKING:
+    from showme_core.app import ShowMe
 
 NO_STORE = {"Cache-Control": "no-store"}
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_.:-]{8,128}$")
@@ -105,9 +109,17 @@ async def upload_picture(request: Request) -> Response:
     key = request.headers.get("idempotency-key")
     if key is not None and not IDEMPOTENCY_KEY.match(key):
         raise InvalidInput("Idempotency-Key must be 8 to 128 letters, digits or _ . : -")
-    # Refuse a dead link before reading megabytes.
+    # Refuse a dead link before reading megabytes, unless this may be the retry of a picture
+    # that was stored (that retry is answered as the first time was, see media.ingest).
     async with showme.db.read() as db:
-        await invites.invite_for_token(db, token)
+        invite = await invites.invite_by_token(db, token)
+        if not invite.live and (key is None or await media.key_unused(db, invite.id, key)):
+            invites.require_live(invite)
+    with showme.uploads.admit(invite.id):
+        return await _receive(request, showme, token, key)
+
+
+async def _receive(request: Request, showme: ShowMe, token: str, key: str | None) -> Response:
     try:
         data, raw_fields = await _read_upload(request, showme.settings.max_upload_bytes)
     except ShowMeError as exc:

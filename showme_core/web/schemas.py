@@ -12,6 +12,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from starlette.requests import Request
@@ -71,6 +72,19 @@ class PictureFields(BaseModel):
     captured_at: AwareDatetime | None = None
     kind: Literal["picture", "still"] = "picture"
 
+    @field_validator("captured_at")
+    @classmethod
+    def _plausible_time(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        try:
+            utc = value.astimezone(UTC)
+        except OverflowError as exc:
+            raise ValueError("not a plausible capture time") from exc
+        if not 1900 <= utc.year <= 2100:
+            raise ValueError("not a plausible capture time")
+        return value
+
     @model_validator(mode="after")
     def _both_or_neither(self) -> PictureFields:
         if (self.lat is None) != (self.lon is None):
@@ -97,8 +111,9 @@ def paging(request: Request, default: int, maximum: int) -> tuple[int, datetime 
         raise InvalidInput("limit must be a number and before an ISO 8601 time") from exc
     if not 1 <= limit <= maximum:
         raise InvalidInput(f"limit must be between 1 and {maximum}")
-    if before is not None and before.tzinfo is None:
-        before = before.replace(tzinfo=UTC)
+    if before is not None:
+        # UTC always: SQLite compares stored times as text without their offset.
+        before = before.replace(tzinfo=UTC) if before.tzinfo is None else before.astimezone(UTC)
     return limit, before
 
 

@@ -4,6 +4,8 @@ from EXIF, and every kind of hostile file it must refuse."""
 from __future__ import annotations
 
 import io
+import random
+import zipfile
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -95,6 +97,12 @@ def test_exif_location_has_the_right_signs_in_every_hemisphere(
     assert facts.accuracy_m == pytest.approx(12.5)
 
 
+def test_capture_times_out_of_any_plausible_range_are_ignored() -> None:
+    for taken in ("0001:01:01 00:00:00", "9999:12:31 23:59:59", "2026:13:45 99:00:00"):
+        data = pictures.jpeg(exif=pictures.gps_exif(taken=taken, offset="+01:00"))
+        assert process_picture(data, LIMIT).exif.captured_at is None
+
+
 def test_capture_time_keeps_its_offset_and_is_dropped_without_one() -> None:
     data = pictures.jpeg(exif=pictures.gps_exif(taken="2026:11:24 07:59:41", offset="-05:30"))
     taken = process_picture(data, LIMIT).exif.captured_at
@@ -125,8 +133,18 @@ def test_orientation_is_applied_to_the_pixels() -> None:
 
 def test_a_phone_trailer_is_dropped_but_a_hidden_document_is_refused() -> None:
     data = pictures.jpeg()
-    motion_photo = data + b"\x00" * 16 + b"\x00\x00\x00\x18ftypmp42 video frames..."
-    assert_clean_jpeg(process_picture(motion_photo, LIMIT).data)
+    for seed in range(40):
+        # A "motion photo": a video appended after the picture, whose bytes look random.
+        video = b"\x00\x00\x00\x18ftypmp42" + random.Random(seed).randbytes(300_000)
+        assert_clean_jpeg(process_picture(data + video, LIMIT).data)
+    # A second picture appended (MPO, as some cameras write) is not a document either.
+    assert_clean_jpeg(process_picture(data + pictures.jpeg(pictures.scene(64, 48)), LIMIT).data)
+    # A ZIP is read from its end, so junk before it does not hide it.
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("payload.html", "<script>alert(1)</script>")
+    hidden = data + random.Random(1).randbytes(5000) + archive.getvalue()
+    assert refusal(hidden).code == "picture_polyglot"
     for encode in (pictures.jpeg, pictures.png, pictures.webp, pictures.heic):
         polyglot = encode() + pictures.TRAILER
         with pytest.raises(PictureRejected) as refused:

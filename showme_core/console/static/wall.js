@@ -46,6 +46,9 @@ export class PhotoWall {
     this.invites = new Map(); // invites fetched for pictures whose invite the table does not hold
     this.asked = new Set(); // invite ids already fetched (or being fetched)
     this.more = new Map(); // scope ("" = all, or an invite id) -> older pictures may exist
+    // scope -> the oldest created_at that scope's own pages returned: "Older" continues from
+    // there, not from the oldest picture shown, which may have come from another scope's page.
+    this.cursor = new Map();
     this.shown = []; // the pictures on the wall now, in order (the viewer steps through these)
     this.filter = null;
     this.unseen = 0; // pictures that arrived for other invites while the wall is filtered
@@ -133,6 +136,7 @@ export class PhotoWall {
     this.invites.clear();
     this.asked.clear();
     this.more.clear();
+    this.cursor.clear();
     this.list.replaceChildren();
     this.filter = null;
     this.unseen = 0;
@@ -168,8 +172,8 @@ export class PhotoWall {
 
   async loadOlder() {
     if (this.loadingMore) return;
-    const oldest = this.shown.at(-1);
-    await this.loadPage(this.filter ?? "", oldest?.created_at);
+    const scope = this.filter ?? "";
+    await this.loadPage(scope, this.cursor.get(scope));
   }
 
   async loadPage(scope, before) {
@@ -200,6 +204,11 @@ export class PhotoWall {
     const items = Array.isArray(page?.items) ? page.items : [];
     for (const item of items) this.merge(item);
     this.more.set(scope, items.length >= PAGE);
+    const oldest = items.reduce(
+      (found, item) => (!found || instant(item.created_at) < instant(found) ? item.created_at : found),
+      this.cursor.get(scope),
+    );
+    if (oldest) this.cursor.set(scope, oldest);
     this.render();
   }
 
