@@ -26,6 +26,7 @@ from showme_core.logs import configure_logging
 from showme_core.media import UploadGate
 from showme_core.metrics import Metrics
 from showme_core.plugins import PluginError, PluginHost
+from showme_core.signaling import Hub
 from showme_core.store import Database
 
 log = structlog.get_logger("showme")
@@ -61,6 +62,12 @@ class ShowMe:
         if storage_name not in self.storage_backends:
             raise PluginError(f"storage backend {storage_name!r} is not registered")
         self.storage = self.storage_backends[storage_name]
+        self.ice_providers = self.plugins.ice_providers()
+        ice_name = settings.settings_for("core").get("ice", "static")
+        if ice_name not in self.ice_providers:
+            raise PluginError(f"ICE provider {ice_name!r} is not registered")
+        self.ice = self.ice_providers[ice_name]
+        self.hub = Hub(self)
         self.bus = LocalBus()
         self.metrics = Metrics()
         self.passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
@@ -96,6 +103,8 @@ class ShowMe:
             self.metrics.invites_created.labels(
                 event.data["invite"]["created_by"].split(":")[0]
             ).inc()
+        elif event.type == "invite.ended" and event.invite_id:
+            self.spawn(self.hub.end(event.invite_id), name="end-signaling")
         elif event.type == "sms.status":
             sms = event.data["sms"]
             self.metrics.sms_status.labels(sms["provider"] or "none", sms["status"]).inc()
@@ -138,6 +147,7 @@ class ShowMe:
             )
 
     async def stop(self) -> None:
+        await self.hub.close_all()
         if self._retention is not None:
             self._retention.cancel()
             with contextlib.suppress(asyncio.CancelledError):

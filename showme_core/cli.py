@@ -92,6 +92,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         proxy_headers=bool(settings.trusted_proxies),
         forwarded_allow_ips=",".join(settings.trusted_proxies) or None,
         timeout_graceful_shutdown=3,
+        # Signaling messages are at most 64 KB (docs/live.md); refuse bigger frames early.
+        ws_max_size=128 * 1024,
+        ws_ping_interval=20,
+        ws_ping_timeout=20,
     )
     return 0
 
@@ -151,6 +155,8 @@ def cmd_org_create(args: argparse.Namespace) -> int:
                 retention_seconds=args.retention,
                 sms_providers=args.sms_provider or None,
                 initial_credits=args.credits,
+                video_audio=args.video_audio,
+                video_facing=args.camera,
             )
         print(f"organisation {org.slug} created (id {org.id}, {org.sms_credits} SMS credits)")
         return 0
@@ -253,7 +259,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     host = PluginHost(settings)
-    print("built-in defaults: outbox (SMS), filesystem (storage)")
+    print("built-in defaults: outbox (SMS), filesystem (storage), static (ICE)")
     rows = host.installed()
     if not rows:
         print("no plugins installed in the 'showme' entry-point group")
@@ -308,6 +314,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--retention", type=int, default=6 * 3600, help="media retention, seconds"
     )
     org_create.add_argument("--credits", type=int, default=50, help="initial SMS credits")
+    org_create.add_argument(
+        "--camera",
+        choices=["environment", "user"],
+        default="environment",
+        help="camera the caller's live video starts with (default: the rear one)",
+    )
+    org_create.add_argument(
+        "--video-audio",
+        action="store_true",
+        help="send the caller's microphone with live video (off by default: the caller is on the "
+        "voice call)",
+    )
     org_create.add_argument(
         "--sms-provider", action="append", help="SMS provider chain, in order (default: outbox)"
     )

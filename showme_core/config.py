@@ -6,6 +6,7 @@ that secrets stay out of configuration files and out of the repository.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import tomllib
@@ -122,6 +123,7 @@ def resolve_references(value: Any) -> Any:
 
 
 _LIST_FIELDS = {"trusted_proxies", "secret_keys", "plugins"}
+_JSON_FIELDS = {"plugin_settings"}
 
 
 def _from_environment(environ: dict[str, str]) -> dict[str, Any]:
@@ -132,6 +134,11 @@ def _from_environment(environ: dict[str, str]) -> dict[str, Any]:
             continue
         if field in _LIST_FIELDS:
             values[field] = [item.strip() for item in raw.split(",") if item.strip()]
+        elif field in _JSON_FIELDS:
+            try:
+                values[field] = json.loads(raw)
+            except ValueError as exc:
+                raise ConfigError(f"{ENV_PREFIX}{field.upper()} must be JSON: {exc}") from exc
         else:
             values[field] = raw
     return values

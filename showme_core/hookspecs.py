@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from showme_core.app import ShowMe
     from showme_core.config import Settings
     from showme_core.events import Event
-    from showme_core.providers import PageExtras, SmsProvider, StorageBackend
+    from showme_core.providers import IceProvider, PageExtras, SmsProvider, StorageBackend
 
 PROJECT = "showme"
 
@@ -39,6 +39,21 @@ def showme_register_sms_providers(
     :return: nothing; the return value is ignored.
 
     Fires once, when the service is built, before it accepts requests.
+    """
+
+
+@hookspec
+def showme_register_ice_providers(
+    register: Callable[[IceProvider], None], config: Settings
+) -> None:
+    """Register ICE (STUN/TURN) providers for live video.
+
+    :param register: call it once per provider instance; the service uses the provider named by
+        the ``ice`` core setting (``static`` by default).
+    :param config: the service settings; ``config.settings_for(DOMAIN)`` is the plugin's own block.
+    :return: nothing; the return value is ignored.
+
+    Fires once, when the service is built.
     """
 
 

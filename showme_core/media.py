@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("showme.media")
 
-KINDS = ("picture", "still")
+KINDS = ("picture", "still", "snapshot")
 CONTENT_TYPE = "image/jpeg"
 
 

@@ -53,6 +53,45 @@ class Metrics:
         self.media_purged = Counter(
             "showme_media_purged", "Pictures purged by retention.", registry=self.registry
         )
+        self.signal_sockets = Gauge(
+            "showme_signal_sockets",
+            "Open signaling sockets, by role.",
+            ["role"],
+            registry=self.registry,
+        )
+        self.ice_failures = Counter(
+            "showme_ice_provider_failures",
+            "ICE provider errors, by provider.",
+            ["provider"],
+            registry=self.registry,
+        )
+        # No product in this field publishes its success rates; ShowMe does.
+        self.stream_camera = Counter(
+            "showme_stream_camera",
+            "Callers asked for the camera, by answer.",
+            ["result"],
+            registry=self.registry,
+        )
+        self.stream_connected = Counter(
+            "showme_stream_connected",
+            "Live video connections, direct or relayed.",
+            ["route"],
+            registry=self.registry,
+        )
+        self.stream_stills = Counter(
+            "showme_stream_stills", "Sessions that fell back to stills.", registry=self.registry
+        )
+        self.stream_failed = Counter(
+            "showme_stream_failed",
+            "Live video failures reported by callers.",
+            registry=self.registry,
+        )
+        self.stream_first_frame = Histogram(
+            "showme_stream_first_frame_seconds",
+            "From the caller's camera grant to the first frame decoded on a console.",
+            buckets=(0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 20),
+            registry=self.registry,
+        )
         self.feed_clients = Gauge(
             "showme_event_feed_clients", "Open console event feeds.", registry=self.registry
         )

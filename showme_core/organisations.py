@@ -36,6 +36,8 @@ class Organisation:
     sms_providers: list[str]
     sms_credits: int
     created_at: datetime
+    video_audio: bool = False
+    video_facing: str = "environment"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -48,6 +50,7 @@ class Organisation:
             "retention_seconds": self.retention_seconds,
             "sms_credits": self.sms_credits,
             "languages": list(LANGUAGES),
+            "video": {"audio": self.video_audio, "facing": self.video_facing},
         }
 
 
@@ -63,6 +66,8 @@ def _from_row(row: Any) -> Organisation:
         sms_providers=list(row.sms_providers),
         sms_credits=row.sms_credits,
         created_at=as_utc(row.created_at),
+        video_audio=bool(row.video_audio),
+        video_facing=row.video_facing,
     )
 
 
@@ -77,6 +82,8 @@ async def create_organisation(
     retention_seconds: int = DEFAULT_RETENTION,
     sms_providers: list[str] | None = None,
     initial_credits: int = INITIAL_TOPUP,
+    video_audio: bool = False,
+    video_facing: str = "environment",
     actor: str = "cli",
 ) -> Organisation:
     if not _SLUG.match(slug):
@@ -90,6 +97,8 @@ async def create_organisation(
         raise InvalidInput("invite lifetime and retention must be at least 60 seconds")
     if initial_credits < 0:
         raise InvalidInput("initial credits cannot be negative")
+    if video_facing not in ("environment", "user"):
+        raise InvalidInput("the camera must be 'environment' (rear) or 'user' (front)")
     if await conn.scalar(select(organisations.c.id).where(organisations.c.slug == slug)):
         raise Conflict(f"an organisation with slug {slug!r} exists", code="slug_taken")
     org_id = new_id()
@@ -104,6 +113,8 @@ async def create_organisation(
             retention_seconds=retention_seconds,
             sms_providers=sms_providers or ["outbox"],
             sms_credits=0,
+            video_audio=video_audio,
+            video_facing=video_facing,
             event_seq=0,
             created_at=utcnow(),
         )

@@ -13,7 +13,7 @@ import pluggy
 import structlog
 
 from showme_core import hookspecs
-from showme_core.providers import PageExtras, SmsProvider, StorageBackend
+from showme_core.providers import IceProvider, PageExtras, SmsProvider, StorageBackend
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
@@ -92,6 +92,13 @@ class PluginHost:
             self.pm.hook.showme_register_sms_providers,
             SmsProvider,  # type: ignore[type-abstract]
             "SMS provider",
+        )
+
+    def ice_providers(self) -> dict[str, IceProvider]:
+        return self._collect(
+            self.pm.hook.showme_register_ice_providers,
+            IceProvider,  # type: ignore[type-abstract]
+            "ICE provider",
         )
 
     def storage_backends(self) -> dict[str, StorageBackend]:

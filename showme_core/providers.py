@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 
 class SmsStatus(enum.StrEnum):
@@ -95,6 +95,36 @@ class StorageBackend(Protocol):
     async def delete(self, key: str) -> None: ...
 
     async def exists(self, key: str) -> bool: ...
+
+
+@dataclass(frozen=True)
+class IceRequest:
+    """Who needs ICE servers: one signaling socket of one session."""
+
+    organisation_id: str
+    invite_id: str
+    role: str  # "caller" or "console"
+    peer_id: str  # unique per socket: a TURN user name may carry it
+
+
+@dataclass(frozen=True)
+class IceConfig:
+    """``iceServers`` as ``RTCConfiguration`` takes them, and how long their credentials live."""
+
+    ice_servers: list[dict[str, Any]]
+    ttl: int | None = None
+
+
+@runtime_checkable
+class IceProvider(Protocol):
+    """Hands out STUN/TURN servers, with credentials issued for one socket at a time."""
+
+    name: str
+
+    async def ice_servers(self, request: IceRequest) -> IceConfig:
+        """Fresh servers and credentials for ``request``; called at every join and before every
+        ICE restart, so short-lived credentials are never reused past their life."""
+        ...
 
 
 @dataclass(frozen=True)

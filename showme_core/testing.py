@@ -83,9 +83,15 @@ class RecordingStorage:
 class ProviderPlugin:
     """Registers given provider instances: the shortest way to put a fake into a test app."""
 
-    def __init__(self, sms: list[Any] | None = None, storage: list[Any] | None = None) -> None:
+    def __init__(
+        self,
+        sms: list[Any] | None = None,
+        storage: list[Any] | None = None,
+        ice: list[Any] | None = None,
+    ) -> None:
         self._sms = sms or []
         self._storage = storage or []
+        self._ice = ice or []
 
     @hookimpl
     def showme_register_sms_providers(self, register: Callable[[Any], None]) -> None:
@@ -96,6 +102,11 @@ class ProviderPlugin:
     def showme_register_storage_backends(self, register: Callable[[Any], None]) -> None:
         for backend in self._storage:
             register(backend)
+
+    @hookimpl
+    def showme_register_ice_providers(self, register: Callable[[Any], None]) -> None:
+        for provider in self._ice:
+            register(provider)
 
 
 @dataclass

@@ -45,6 +45,9 @@ organisations = Table(
     Column("retention_seconds", Integer, nullable=False),
     Column("sms_providers", JSON, nullable=False),
     Column("sms_credits", Integer, nullable=False),
+    # Live video policy: audio off (the caller is on the voice call) and the rear camera.
+    Column("video_audio", Boolean, nullable=False, server_default=false()),
+    Column("video_facing", String(16), nullable=False, server_default="environment"),
     # Last event id handed out; bumped in the event's own transaction (see store/events.py).
     Column("event_seq", BigInteger, nullable=False),
     _ts("created_at"),

@@ -101,7 +101,7 @@ def _schemas() -> dict[str, Any]:
             "properties": {
                 "id": {"type": "string"},
                 "invite_id": {"type": "string"},
-                "kind": {"type": "string", "enum": ["picture", "still"]},
+                "kind": {"type": "string", "enum": ["picture", "still", "snapshot"]},
                 "created_at": {"type": "string", "format": "date-time"},
                 "captured_at": nullable_time,
                 "sha256": {"type": "string", "description": "SHA-256 of the bytes `url` returns"},

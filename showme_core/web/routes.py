@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
-from showme_core.web import caller, feed, invites, media, ops, pages, session
+from showme_core.web import caller, feed, invites, media, ops, pages, session, signal
 from showme_core.web.openapi import openapi_document
 
 if TYPE_CHECKING:
@@ -40,6 +40,7 @@ def api_routes() -> list[Route]:
 def build_routes(showme: ShowMe) -> list[BaseRoute]:
     return [
         *api_routes(),
+        WebSocketRoute("/ws/signal", signal.signal),
         Route("/healthz", ops.healthz, methods=["GET"]),
         Route("/metrics", ops.metrics, methods=["GET"]),
         Route("/", pages.root, methods=["GET"]),

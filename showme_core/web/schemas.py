@@ -70,7 +70,7 @@ class PictureFields(BaseModel):
     lon: float | None = Field(default=None, ge=-180, le=180, allow_inf_nan=False)
     accuracy_m: float | None = Field(default=None, ge=0, le=1_000_000, allow_inf_nan=False)
     captured_at: AwareDatetime | None = None
-    kind: Literal["picture", "still"] = "picture"
+    kind: Literal["picture", "still", "snapshot"] = "picture"
 
     @field_validator("captured_at")
     @classmethod
