@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +23,8 @@ class Server:
     url: str
     api_key: str
     data_dir: Path
+    pid: int
+    cli: Callable[..., str]
 
 
 def _free_port() -> int:
@@ -35,6 +37,8 @@ def _free_port() -> int:
 @contextmanager
 def showme_server(**env_overrides: str) -> Iterator[Server]:
     """A migrated server with one organisation and an API key; stopped by pid afterwards."""
+    # A benchmark stopped with SIGTERM (timeout, Ctrl-C) still stops its server.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with tempfile.TemporaryDirectory(prefix="showme-bench-") as tmp:
         data_dir = Path(tmp)
         port = _free_port()
@@ -48,10 +52,11 @@ def showme_server(**env_overrides: str) -> Iterator[Server]:
             **env_overrides,
         }
 
-        def cli(*args: str) -> str:
+        def cli(*args: str, stdin: str | None = None) -> str:
             done = subprocess.run(
                 [sys.executable, "-m", "showme_core.cli", *args],
                 env=env,
+                input=stdin,
                 capture_output=True,
                 text=True,
                 check=True,
@@ -94,7 +99,7 @@ def showme_server(**env_overrides: str) -> Iterator[Server]:
                 if time.monotonic() > deadline:
                     raise RuntimeError("the server did not start within 30 s")
                 time.sleep(0.05)
-            yield Server(url, api_key, data_dir)
+            yield Server(url, api_key, data_dir, process.pid, cli)
         finally:
             os.killpg(process.pid, signal.SIGTERM)
             try:

@@ -180,7 +180,16 @@ async function loadExtras() {
   }
 }
 
+// Live video loads once the link is open, after the first load. A failed load is tried again
+// under another URL: browsers remember a module that failed.
+function loadLive(attempt = 0) {
+  import(attempt ? `./live.js?${attempt}` : "./live.js").catch(() => {
+    if (attempt < 5) setTimeout(loadLive, 2000 * 2 ** attempt, attempt + 1);
+  });
+}
+
 $("org-name").textContent = before.org ?? "";
 $("retry").addEventListener("click", openLink);
 openLink();
 loadExtras();
+opened.then(() => loadLive());

@@ -61,7 +61,7 @@ export async function downscale(file) {
 }
 
 // 16 random bytes, base64url: within the header's allowed characters, and made once per picture.
-function newKey() {
+export function newKey() {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
   return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_")
     .replace(/=+$/, "");
@@ -76,7 +76,7 @@ function announce(id, message) {
 function addItem() {
   made += 1;
   const li = $("shot-template").content.firstElementChild.cloneNode(true);
-  const item = { li, key: newKey(), fields: {}, blob: null, name: "" };
+  const item = { li, key: newKey(), fields: {}, blob: null, name: "", kind: "picture" };
   item.text = li.querySelector(".shot-text");
   item.bar = li.querySelector("progress");
   item.retry = li.querySelector("button");
@@ -130,18 +130,31 @@ async function prepare(item, file) {
   const small = await downscale(file);
   item.blob = small ?? file;
   item.name = small ? "picture.jpg" : file.name || "picture";
-  if (small) {
-    const thumb = item.li.querySelector("img");
-    const url = URL.createObjectURL(small);
-    thumb.addEventListener("load", () => URL.revokeObjectURL(url), { once: true });
-    thumb.addEventListener("error", () => URL.revokeObjectURL(url), { once: true });
-    thumb.src = url;
-    thumb.hidden = false;
-  }
+  if (small) thumbnail(item, small);
 }
 
-// Resolves once the server answered or the upload failed; never rejects.
-function upload(item) {
+function thumbnail(item, blob) {
+  const thumb = item.li.querySelector("img");
+  const url = URL.createObjectURL(blob);
+  thumb.addEventListener("load", () => URL.revokeObjectURL(url), { once: true });
+  thumb.addEventListener("error", () => URL.revokeObjectURL(url), { once: true });
+  thumb.src = url;
+  thumb.hidden = false;
+}
+
+// A frame of the live camera (live.js): listed, sent and retried like any picture, as it is.
+export function sendFrame(blob, kind = "picture") {
+  const item = addItem();
+  Object.assign(item, { blob, kind, name: "picture.jpg" });
+  thumbnail(item, blob);
+  later(item, () => upload(item));
+}
+
+// Sends one Blob through the picture path (kind "picture", "still" or "snapshot"), with optional
+// EXIF fields and an Idempotency-Key (a retry must reuse it). Resolves with {status, body}, status
+// 0 when no answer came (network lost, or no byte moved for STALL_MS); never rejects.
+export function uploadBlob(blob, { kind = "picture", fields = {}, key = newKey(), name = "picture.jpg",
+  progress } = {}) {
   return new Promise((done) => {
     const xhr = new XMLHttpRequest();
     let timer = 0;
@@ -149,34 +162,46 @@ function upload(item) {
       clearTimeout(timer);
       timer = setTimeout(() => xhr.abort(), STALL_MS);
     };
-    const end = (answer) => () => {
+    const end = (status, body) => {
       clearTimeout(timer);
-      answer();
-      done();
+      done({ status, body });
     };
-    const lost = end(() => failed(item, t("err_network"), true));
     xhr.open("POST", "/api/v1/caller/media");
     xhr.withCredentials = false;
     xhr.responseType = "json";
     xhr.setRequestHeader("X-ShowMe-Link", linkToken());
-    xhr.setRequestHeader("Idempotency-Key", item.key);
+    xhr.setRequestHeader("Idempotency-Key", key);
     xhr.upload.onprogress = (event) => {
       alive();
-      if (event.lengthComputable && event.total) {
-        item.bar.value = Math.round((100 * event.loaded) / event.total);
-      }
+      if (progress && event.lengthComputable && event.total) progress(event.loaded / event.total);
     };
     xhr.onprogress = alive;
-    xhr.onerror = xhr.onabort = xhr.ontimeout = lost;
-    xhr.onload = end(() => answered(item, xhr.status, xhr.response));
+    xhr.onerror = xhr.onabort = xhr.ontimeout = () => end(0, null);
+    xhr.onload = () => end(xhr.status, xhr.response);
     const form = new FormData();
-    form.append("picture", item.blob, item.name);
+    form.append("picture", blob, name);
+    if (kind !== "picture") form.append("kind", kind);
     for (const field of FIELDS) {
-      if (item.fields[field] != null) form.append(field, String(item.fields[field]));
+      if (fields[field] != null) form.append(field, String(fields[field]));
     }
     alive();
     xhr.send(form);
   });
+}
+
+// Resolves once the server answered or the upload failed; never rejects.
+async function upload(item) {
+  const { status, body } = await uploadBlob(item.blob, {
+    kind: item.kind, fields: item.fields, key: item.key, name: item.name,
+    progress: (share) => { item.bar.value = Math.round(100 * share); },
+  });
+  answered(item, status, body);
+}
+
+// "ended", "expired" or "invalid" when an answer says the link is dead, else "".
+export function linkGone(status, body) {
+  const code = body?.error?.code ?? "";
+  return LINK_GONE[code] ?? (status === 410 ? "ended" : status === 401 ? "invalid" : "");
 }
 
 function answered(item, status, body) {
@@ -185,7 +210,7 @@ function answered(item, status, body) {
   if (status >= 500 || status === 408 || status === 429 || status === 0) {
     return failed(item, t("err_network"), true);
   }
-  const gone = LINK_GONE[code] ?? (status === 410 ? "ended" : status === 401 ? "invalid" : "");
+  const gone = linkGone(status, body);
   if (gone) {
     failed(item, t(`${gone}_title`), false);
     return endWith(gone);

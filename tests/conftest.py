@@ -226,6 +226,7 @@ def turn_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TurnServer
                 "--no-cli",
                 "--allow-loopback-peers",  # both relays are 127.0.0.1 here; tests only
                 "--fingerprint",
+                "--verbose",  # one line per allocation, with its user name
                 f"--log-file={log_file}",
                 "--simple-log",
                 f"--pidfile={run_dir / 'turn.pid'}",

@@ -24,6 +24,8 @@ CHROMIUM_ARGS = [
     "--disable-quic",
     "--use-fake-ui-for-media-stream",
     "--use-fake-device-for-media-stream",
+    # Host candidates as addresses, not mDNS names headless Chromium cannot resolve.
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
 ]
 
 

@@ -5,6 +5,7 @@ import { api } from "/console/api.js";
 import { loadExtras } from "/console/extras.js";
 import { Feed } from "/console/feed.js";
 import { InviteTable } from "/console/invites.js";
+import { LiveTiles } from "/console/live.js";
 import { Outbox } from "/console/outbox.js";
 import { PhotoWall } from "/console/wall.js";
 
@@ -21,6 +22,7 @@ const table = new InviteTable({
   onEnd: endInvite,
   onPictures: (inviteId) => wall.showInvite(inviteId),
   onHold: setLegalHold,
+  onWatch: (inviteId) => live.watch(inviteId),
 });
 const outbox = new Outbox({ panel: $("outbox"), list: $("outbox-list"), empty: $("outbox-empty") });
 const wall = new PhotoWall({
@@ -55,6 +57,17 @@ const wall = new PhotoWall({
   onAnnounce: announce,
   onSignedOut: handleSignedOut,
   onFilter: (inviteId) => table.select(inviteId),
+});
+
+const live = new LiveTiles({
+  panel: $("live"),
+  list: $("live-tiles"),
+  template: $("live-tile-template"),
+  inviteOf: (inviteId) => table.get(inviteId),
+  onEnd: endInvite,
+  onSignedOut: handleSignedOut,
+  onOpenMedia: (mediaId) => wall.open(mediaId),
+  onAnnounce: announce,
 });
 
 let feed = null;
@@ -95,6 +108,7 @@ async function startApp(me) {
   $("invites-error").textContent = "";
   table.reset(list.items);
   table.setCanHold(me.user?.role === "admin");
+  live.setUser(me.user?.id);
   // The feed resumes after the invites list; the pictures are read after that list, so every
   // picture is in the media list, on the feed, or both (the wall merges them by id).
   feed = new Feed({
@@ -113,6 +127,7 @@ function stopApp() {
   feed = null;
   clearInterval(ticker);
   hideLink();
+  live.reset();
   table.reset();
   table.setCanHold(false);
   wall.reset();
@@ -185,6 +200,7 @@ function applyEvent(event) {
       setCredits(data.credits);
       break;
   }
+  live.feed(event);
   document.dispatchEvent(new CustomEvent("showme:feed", { detail: event }));
 }
 

@@ -8,13 +8,14 @@ const HIGHLIGHT_MS = 8000;
 const LIVE = new Set(["pending", "opened"]);
 
 export class InviteTable {
-  constructor({ body, empty, template, onEnd, onPictures, onHold }) {
+  constructor({ body, empty, template, onEnd, onPictures, onHold, onWatch }) {
     this.body = body;
     this.empty = empty;
     this.template = template;
     this.onEnd = onEnd;
     this.onPictures = onPictures;
     this.onHold = onHold;
+    this.onWatch = onWatch;
     this.invites = new Map();
     this.rows = new Map();
     // Only admins may set or lift a legal hold; everyone sees the "on hold" badge.
@@ -99,6 +100,7 @@ export class InviteTable {
     row.dataset.inviteId = inviteId;
     row.querySelector(".invite-end").addEventListener("click", () => this.onEnd(inviteId));
     row.querySelector(".invite-pictures").addEventListener("click", () => this.onPictures?.(inviteId));
+    row.querySelector(".invite-watch").addEventListener("click", () => this.onWatch?.(inviteId));
     row.querySelector(".invite-hold").addEventListener("click", () => {
       const invite = this.invites.get(inviteId);
       if (invite) this.onHold?.(inviteId, !invite.legal_hold);
@@ -182,6 +184,10 @@ function fillRow(row, invite, now, { canHold, selected }) {
   const end = row.querySelector(".invite-end");
   end.setAttribute("aria-label", `End invite for ${invite.phone}`);
   end.disabled = !LIVE.has(status) || row.dataset.ending === "1";
+
+  const watch = row.querySelector(".invite-watch");
+  watch.setAttribute("aria-label", `Watch live for ${invite.phone}`);
+  watch.disabled = !LIVE.has(status);
 
   const onHold = invite.legal_hold === true;
   row.dataset.legalHold = onHold ? "true" : "false";

@@ -105,8 +105,12 @@ export class PhotoWall {
 
   // media.created
   added(item) {
+    // The live-video ladder sends a still every 2 s: the wall keeps the newest one per invite,
+    // in place, and only the first one of a series is announced.
+    const series = item?.kind === "still" && this.hasStill(item.invite_id);
     if (!this.merge(item)) return;
     this.render();
+    if (series) return;
     const visible = this.nodes.has(item.id);
     if (visible) this.highlight(item.id);
     else if (this.filter && item.invite_id !== this.filter) {
@@ -115,8 +119,21 @@ export class PhotoWall {
     }
     const phone = this.inviteOf(item.invite_id)?.phone ?? "the caller";
     const where = describeLocation(item.location) ? "with location" : "no location";
-    this.onAnnounce(`New picture from ${phone} at ${clock(item.created_at)}, ${where}.`);
+    const what = { still: "video stills", snapshot: "snapshot" }[item.kind] ?? "picture";
+    this.onAnnounce(`New ${what} from ${phone} at ${clock(item.created_at)}, ${where}.`);
     if (this.sound) this.beep(false);
+  }
+
+  hasStill(inviteId) {
+    for (const item of this.items.values()) {
+      if (item.kind === "still" && item.invite_id === inviteId) return true;
+    }
+    return false;
+  }
+
+  // Opens a picture full size (the live tile's snapshot and stills use this).
+  open(id) {
+    this.viewer.open(id);
   }
 
   // media.purged
@@ -224,7 +241,18 @@ export class PhotoWall {
   // ---- rendering ---------------------------------------------------------------------------
 
   render() {
-    const ordered = [...this.items.values()].sort(newestFirst);
+    let ordered = [...this.items.values()].sort(newestFirst);
+    // Of an invite's video stills only the newest stays on the wall (all are kept on the server).
+    const stills = new Set();
+    ordered = ordered.filter((item) => {
+      if (item.kind !== "still") return true;
+      if (!stills.has(item.invite_id)) {
+        stills.add(item.invite_id);
+        return true;
+      }
+      this.items.delete(item.id);
+      return false;
+    });
     for (const dropped of ordered.splice(KEEP)) this.items.delete(dropped.id);
     const shown = this.filter ? ordered.filter((item) => item.invite_id === this.filter) : ordered;
     const keep = new Set(shown.map((item) => item.id));
@@ -321,9 +349,12 @@ export class PhotoWall {
     setAttr(time, "datetime", item.created_at ?? "");
     setAttr(time, "title", `Received ${full(item.created_at)}`);
     const kind = node.querySelector(".wall-kind");
-    setText(kind, item.kind === "still" ? "Video still" : "");
+    setText(kind, item.kind === "still" ? "Video still" : item.kind === "snapshot" ? "Snapshot" : "");
+    kind.dataset.kind = item.kind ?? "picture";
+    node.dataset.kind = item.kind ?? "picture";
     setText(node.querySelector(".wall-invite"), invite ? inviteText(invite) : "");
-    setAttr(node.querySelector(".wall-thumb"), "alt", `Picture from ${phone} at ${clock(item.created_at)}`);
+    const noun = item.kind === "still" ? "Latest video still" : item.kind === "snapshot" ? "Snapshot" : "Picture";
+    setAttr(node.querySelector(".wall-thumb"), "alt", `${noun} from ${phone} at ${clock(item.created_at)}`);
     const place = describeLocation(item.location);
     const location = node.querySelector(".wall-location");
     location.dataset.source = place ? String(item.location.source ?? "unknown") : "none";
