@@ -30,6 +30,8 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.caller_page
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.upload_latency
+	$(BIN)/python -m bench.first_frame
+	$(BIN)/python -m bench.signaling
 
 ## Debian packages the tests drive: Chromium. Fails loudly if they cannot be installed.
 system-deps:

@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from showme_core.store.migrate import migrate
+from tests.turn import TurnServer, coturn
 
 pytest_plugins = ["showme_core.testing"]
 
@@ -156,122 +157,8 @@ def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[
                 server.process.wait(timeout=10)
 
 
-@dataclass
-class TurnServer:
-    """coturn on loopback, checking TURN REST credentials made with ``secret``."""
-
-    port: int
-    secret: str
-    log_file: Path
-    process: subprocess.Popen[bytes]
-
-    @property
-    def urls(self) -> list[str]:
-        return [
-            f"turn:127.0.0.1:{self.port}?transport=udp",
-            f"turn:127.0.0.1:{self.port}?transport=tcp",
-        ]
-
-    def plugin_env(self, ttl: int = 600, policy: str = "relay") -> dict[str, str]:
-        """Server settings that hand out this coturn's credentials through the coturn plugin."""
-        import json
-
-        return {
-            "SHOWME_PLUGINS": "ice_coturn",
-            "SHOWME_PLUGIN_SETTINGS": json.dumps(
-                {
-                    "core": {"ice": "coturn", "ice_transport_policy": policy},
-                    "ice_coturn": {"secret": self.secret, "urls": self.urls, "ttl": ttl},
-                }
-            ),
-        }
-
-
-def _udp_port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
 @pytest.fixture(scope="session")
 def turn_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TurnServer]:
     """Debian's coturn, started for the tests with relay on loopback; stopped by pid after."""
-    import random
-
-    if not Path("/usr/bin/turnserver").exists():
-        raise RuntimeError("/usr/bin/turnserver is missing: run 'make test', which installs coturn")
-    run_dir = tmp_path_factory.mktemp("turn")
-    port = next(p for p in iter(lambda: free_port(), None) if _udp_port_free(p))
-    low = random.randrange(50000, 64000, 200)
-    secret = secrets.token_hex(16)
-    log_file = run_dir / "turn.log"
-    with (run_dir / "stdout.log").open("wb") as out:
-        process = subprocess.Popen(
-            [
-                "/usr/bin/turnserver",
-                "-n",  # no configuration file: everything is on this command line
-                "--listening-ip=127.0.0.1",
-                "--relay-ip=127.0.0.1",
-                f"--listening-port={port}",
-                f"--min-port={low}",
-                f"--max-port={low + 199}",
-                "--realm=showme.test",
-                "--use-auth-secret",
-                f"--static-auth-secret={secret}",
-                "--no-tls",
-                "--no-dtls",
-                "--no-cli",
-                "--allow-loopback-peers",  # both relays are 127.0.0.1 here; tests only
-                "--fingerprint",
-                "--verbose",  # one line per allocation, with its user name
-                f"--log-file={log_file}",
-                "--simple-log",
-                f"--pidfile={run_dir / 'turn.pid'}",
-                f"--userdb={run_dir / 'turndb'}",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    server = TurnServer(port, secret, log_file, process)
-    try:
-
-        def allocates() -> bool:
-            # An allocation, not only a binding: right after start coturn refuses the first ones.
-            probe = subprocess.run(
-                [
-                    "turnutils_uclient",
-                    "-y",
-                    "-n",
-                    "1",
-                    "-W",
-                    secret,
-                    "-u",
-                    "probe",
-                    "-p",
-                    str(port),
-                    "127.0.0.1",
-                ],
-                capture_output=True,
-                text=True,
-                timeout=10,
-                check=False,
-            )
-            return (
-                process.poll() is not None or "Total lost packets 0" in probe.stdout + probe.stderr
-            )
-
-        wait_for(allocates, 30, "coturn to make allocations")
-        assert process.poll() is None, (run_dir / "stdout.log").read_text()
+    with coturn(tmp_path_factory.mktemp("turn")) as server:
         yield server
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)

@@ -7,7 +7,6 @@ import base64
 import hashlib
 import hmac
 import json
-import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,7 +25,7 @@ from showme_core.plugins import PluginError
 from showme_core.providers import IceConfig, IceRequest
 from showme_core.signaling import Peer
 from showme_core.testing import settings_for_tests
-from tests.conftest import TurnServer
+from tests.turn import TurnServer
 
 REQUEST = IceRequest("org1", "inv1", "caller", "peer-0001")
 
@@ -71,34 +70,11 @@ async def test_coturn_credentials_are_per_socket_and_accepted_by_coturn(
     assert turn["urls"] == turn_server.urls
     assert turn["username"].endswith(":peer-0001")
     assert other.ice_servers[0]["username"].endswith(":peer-0002")
-    assert allocate(turn_server, turn["username"], turn["credential"])
+    assert turn_server.allocates(turn["username"], turn["credential"])
     # Expired or forged credentials make no allocation.
     stale_user, stale_password = turn_credentials(turn_server.secret, "peer", -10)
-    assert not allocate(turn_server, stale_user, stale_password)
-    assert not allocate(turn_server, turn["username"], "forged")
-
-
-def allocate(turn: TurnServer, username: str, password: str) -> bool:
-    probe = subprocess.run(
-        [
-            "turnutils_uclient",
-            "-y",
-            "-n",
-            "1",
-            "-u",
-            username,
-            "-w",
-            password,
-            "-p",
-            str(turn.port),
-            "127.0.0.1",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=20,
-        check=False,
-    )
-    return "Total lost packets 0" in probe.stdout + probe.stderr
+    assert not turn_server.allocates(stale_user, stale_password)
+    assert not turn_server.allocates(turn["username"], "forged")
 
 
 class FakeTwilio(BaseHTTPRequestHandler):

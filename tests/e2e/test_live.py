@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, expect
 
-from tests.conftest import LiveServer, TurnServer, wait_for
+from tests.conftest import LiveServer, wait_for
 from tests.e2e.conftest import PASSWORD
 from tests.e2e.test_send_link import PHONE_VIEWPORT, sign_in, watch_errors
+from tests.turn import TurnServer
 
 pytestmark = pytest.mark.browser
 
