@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml tests/external/showme-sms-pigeon/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,lint,ice-twilio]' -e tests/external/showme-sms-pigeon
+	$(BIN)/python -m pip install --quiet -e '.[test,lint,ice-twilio,sms-twilio,sms-clickatell,sms-vonage]' -e tests/external/showme-sms-pigeon
 	touch $(STAMP)
 
 ## Start ShowMe on its embedded defaults (SQLite, local disk, outbox SMS, demo organisation).

@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 
 from playwright.sync_api import BrowserContext, sync_playwright
-from showme_ice_coturn import turn_credentials
 
 from bench._support import percentile, showme_server
+from showme_ice_coturn import turn_credentials
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.turn import coturn
 

@@ -22,6 +22,8 @@ let peer = false;
 let outbox = []; // reports made while the socket was away
 let lastStatus = "";
 let askIce = quiet;
+let iceAt = 0;
+let generation = 0;
 let device = "";
 
 let live = false;
@@ -139,6 +141,7 @@ function receive(message) {
     welcomed = true;
     backoff = 500;
     ice = message.ice ?? ice;
+    iceAt = Date.now();
     policy = message.video ?? policy;
     if (problemKey === "live_other_device") problem("");
     for (const queued of outbox.splice(0)) send(queued);
@@ -149,7 +152,11 @@ function receive(message) {
   else if (type === "candidate") candidate(message.candidate);
   else if (type === "control") control(message.action);
   else if (type === "decoded") gotDecoded();
-  else if (type === "ice") askIce((ice = message.ice ?? ice));
+  else if (type === "ice") {
+    ice = message.ice ?? ice;
+    iceAt = Date.now();
+    askIce(ice);
+  }
   else if (type === "refused" || type === "ended") refusal = `${message.code} ${message.message}`;
 }
 
@@ -407,12 +414,25 @@ function closePc() {
 }
 
 // A new session with the console: a new connection (a new DTLS fingerprint) and an offer.
-function fresh() {
+async function fresh() {
   closePc();
   pending = [];
   pcDecoded = false;
   lost();
   if (!live || !peer) return;
+  // TURN credentials live `ttl` seconds and coturn checks them when it allocates: a connection
+  // made long after the page opened needs fresh ones.
+  const gen = ++generation;
+  const ttl = Number(ice?.ttl) || 0;
+  if (ttl && Date.now() - iceAt > (ttl * 1000) / 2) {
+    await new Promise((resolve) => {
+      askIce = resolve;
+      if (!send({ type: "ice-request" })) resolve(ice);
+      later(5000, ice).then(resolve);
+    });
+    askIce = quiet;
+    if (gen !== generation || !live || !peer) return;
+  }
   let made;
   try {
     made = new RTCPeerConnection(config(ice));

@@ -26,6 +26,7 @@ from showme_core.logs import configure_logging
 from showme_core.media import UploadGate
 from showme_core.metrics import Metrics
 from showme_core.plugins import PluginError, PluginHost
+from showme_core.ratelimit import RateLimiter
 from showme_core.signaling import Hub
 from showme_core.store import Database
 
@@ -79,6 +80,7 @@ class ShowMe:
             thread_name_prefix="showme-imaging",
         )
         self._retention: asyncio.Task[None] | None = None
+        self.rate_limits = RateLimiter()
         self.uploads = UploadGate(settings.max_uploads_per_invite, settings.max_uploads_in_flight)
 
     async def run_cpu(self, func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:

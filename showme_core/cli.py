@@ -157,6 +157,8 @@ def cmd_org_create(args: argparse.Namespace) -> int:
                 initial_credits=args.credits,
                 video_audio=args.video_audio,
                 video_facing=args.camera,
+                allowed_countries=args.countries.split(",") if args.countries else None,
+                sms_on_unclear=args.sms_on_unclear,
             )
         print(f"organisation {org.slug} created (id {org.id}, {org.sms_credits} SMS credits)")
         return 0
@@ -254,6 +256,30 @@ def cmd_purge(args: argparse.Namespace) -> int:
     return _run(run, args)
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """Ask every active SMS provider whether its credentials work; a verdict per provider."""
+
+    async def run(showme: Any) -> int:
+        failed = 0
+        for name, provider in sorted(showme.sms_providers.items()):
+            check = getattr(provider, "check", None)
+            if check is None:
+                print(f"{name}: nothing to check (no account behind it)")
+                continue
+            try:
+                detail = await asyncio.wait_for(
+                    check(), timeout=showme.settings.sms_timeout_seconds
+                )
+            except Exception as exc:
+                failed += 1
+                print(f"{name}: FAILED - {exc or type(exc).__name__}")
+            else:
+                print(f"{name}: OK - {detail}")
+        return 1 if failed else 0
+
+    return _run(run, args)
+
+
 def cmd_plugins(args: argparse.Namespace) -> int:
     from showme_core.plugins import PluginHost
 
@@ -315,6 +341,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     org_create.add_argument("--credits", type=int, default=50, help="initial SMS credits")
     org_create.add_argument(
+        "--countries",
+        help="phone regions links may be sent to, comma separated (default: --region only)",
+    )
+    org_create.add_argument(
+        "--sms-on-unclear",
+        choices=["continue", "stop"],
+        default="continue",
+        help="after a provider timeout or 5xx: try the next provider (default) or stop",
+    )
+    org_create.add_argument(
         "--camera",
         choices=["environment", "user"],
         default="environment",
@@ -366,6 +402,10 @@ def build_parser() -> argparse.ArgumentParser:
     credits_add.add_argument("--org", required=True, help="organisation slug")
     credits_add.add_argument("--amount", type=int, required=True)
     credits_add.set_defaults(func=cmd_credits_add)
+
+    sub.add_parser(
+        "check", help="check the configured SMS providers' credentials against the providers"
+    ).set_defaults(func=cmd_check)
 
     purge = sub.add_parser(
         "purge",

@@ -59,9 +59,18 @@ class Settings(BaseModel):
     session_max_age_seconds: int = 12 * 3600
     sse_heartbeat_seconds: float = 15.0
     sms_timeout_seconds: float = 10.0
+    # Waits before retrying a provider that provably did not get the message (then the next one).
+    sms_retry_delays: list[float] = Field(default_factory=lambda: [0.5, 1.0])
     # Pictures (docs/media.md): bytes refused before parsing, pixels refused before decoding.
     max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(default=50_000_000, ge=1)
+    # SMS links per sender (dispatcher or API key) and per organisation: (count, seconds) windows.
+    sms_rate_per_sender: list[tuple[int, float]] = Field(
+        default_factory=lambda: [(10, 60.0), (60, 3600.0)]
+    )
+    sms_rate_per_organisation: list[tuple[int, float]] = Field(
+        default_factory=lambda: [(60, 60.0), (600, 3600.0)]
+    )
     # Uploads being received or decoded at once: per caller, and in all (each holds its bytes).
     max_uploads_per_invite: int = Field(default=2, ge=1)
     max_uploads_in_flight: int = Field(default=32, ge=1)
@@ -73,8 +82,8 @@ class Settings(BaseModel):
     @field_validator("public_url")
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
+        if value is None or not value.strip():
+            return None  # unset (an empty SHOWME_PUBLIC_URL too): the request's own URL
         if not value.startswith(("http://", "https://")):
             raise ValueError("public_url must start with http:// or https://")
         return value.rstrip("/")

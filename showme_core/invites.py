@@ -15,7 +15,7 @@ from showme_core.clock import as_utc, iso, utcnow
 from showme_core.errors import Gone, InvalidInput, NotAuthenticated, NotFound
 from showme_core.ids import new_id
 from showme_core.organisations import Organisation, get_organisation
-from showme_core.phones import normalise
+from showme_core.phones import normalise, region_of
 from showme_core.sms_templates import LANGUAGES
 from showme_core.store.schema import invites, sms_messages
 
@@ -115,9 +115,42 @@ async def create_invite(
         )
     token, token_hash = tokens.mint()
     link = tokens.link_for(base_url, token)
+    async with showme.db.read() as db:
+        org = await get_organisation(db, principal.organisation_id)
+    e164 = normalise(phone, org.default_region)
+    if not org.allows_region(region_of(e164)):
+        allowed = ", ".join(org.allowed_countries or (org.default_region,))
+        raise InvalidInput(
+            f"Links may only be sent to numbers of {allowed}; {e164} is not one of them.",
+            code="country_not_allowed",
+        )
+    limits = (
+        [
+            (f"sender:{principal.actor}", showme.settings.sms_rate_per_sender, "you"),
+            (f"org:{org.id}", showme.settings.sms_rate_per_organisation, "your organisation"),
+        ]
+        if send_sms
+        else []
+    )
+    with showme.rate_limits.reserve(limits):
+        return await _create(
+            showme, principal, token_hash, link, e164, incident_id, language, send_sms, base_url
+        )
+
+
+async def _create(
+    showme: ShowMe,
+    principal: Principal,
+    token_hash: str,
+    link: str,
+    e164: str,
+    incident_id: str | None,
+    language: str | None,
+    send_sms: bool,
+    base_url: str,
+) -> tuple[Invite, str, dict[str, Any] | None]:
     async with showme.transaction() as tx:
         org = await get_organisation(tx.conn, principal.organisation_id)
-        e164 = normalise(phone, org.default_region)
         now = utcnow()
         invite = Invite(
             id=new_id(),
@@ -156,10 +189,21 @@ async def create_invite(
         outgoing = None
         sms_row = None
         if send_sms:
-            outgoing, sms_row = await sms.queue(tx, org, invite.id, e164, invite.language, link)
+            outgoing, sms_row = await sms.queue(
+                tx,
+                org,
+                invite.id,
+                e164,
+                invite.language,
+                link,
+                callback_base=f"{showme.settings.public_url or base_url}/api/v1/sms/callbacks",
+            )
         await tx.event(org.id, "invite.created", {"invite": invite.to_json(sms_row)}, invite.id)
     if outgoing is not None:
-        showme.spawn(sms.deliver(showme, outgoing, org.sms_providers), name="sms-deliver")
+        showme.spawn(
+            sms.deliver(showme, outgoing, org.sms_providers, org.sms_on_unclear),
+            name="sms-deliver",
+        )
     return invite, link, sms_row
 
 
@@ -226,6 +270,51 @@ async def end_invite(showme: ShowMe, principal: Principal, invite_id: str) -> In
             invite.organisation_id, "invite.ended", {"invite": ended.to_json()}, invite.id
         )
     return ended
+
+
+async def resend_invite(
+    showme: ShowMe, principal: Principal, invite_id: str, base_url: str
+) -> tuple[Invite, str, dict[str, Any] | None]:
+    """A new link for a live invite, sent by SMS; the previous link stops working. Charged and
+    rate-limited like the first."""
+    async with showme.db.read() as db:
+        org = await get_organisation(db, principal.organisation_id)
+        found = await get_invite(db, principal.organisation_id, invite_id)
+    require_live(found)
+    token, token_hash = tokens.mint()
+    link = tokens.link_for(base_url, token)
+    limits = [
+        (f"sender:{principal.actor}", showme.settings.sms_rate_per_sender, "you"),
+        (f"org:{org.id}", showme.settings.sms_rate_per_organisation, "your organisation"),
+    ]
+    with showme.rate_limits.reserve(limits):
+        async with showme.transaction() as tx:
+            invite = await get_invite(tx.conn, org.id, invite_id, for_update=True)
+            require_live(invite)
+            await tx.conn.execute(
+                update(invites).where(invites.c.id == invite.id).values(token_hash=token_hash)
+            )
+            await audit.record(
+                tx.conn,
+                organisation_id=org.id,
+                actor=principal.actor,
+                action="invite.resend",
+                subject=invite.id,
+            )
+            outgoing, sms_row = await sms.queue(
+                tx,
+                org,
+                invite.id,
+                invite.phone,
+                invite.language,
+                link,
+                callback_base=f"{showme.settings.public_url or base_url}/api/v1/sms/callbacks",
+            )
+            await tx.event(org.id, "invite.resent", {"invite": invite.to_json(sms_row)}, invite.id)
+    showme.spawn(
+        sms.deliver(showme, outgoing, org.sms_providers, org.sms_on_unclear), name="sms-deliver"
+    )
+    return invite, link, sms_row
 
 
 async def set_legal_hold(

@@ -38,6 +38,12 @@ class Organisation:
     created_at: datetime
     video_audio: bool = False
     video_facing: str = "environment"
+    allowed_countries: tuple[str, ...] = ()
+    sms_on_unclear: str = "continue"
+
+    def allows_region(self, region: str | None) -> bool:
+        """Whether links may be sent to numbers of ``region`` (abuse control)."""
+        return region in (self.allowed_countries or (self.default_region,))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -51,6 +57,7 @@ class Organisation:
             "sms_credits": self.sms_credits,
             "languages": list(LANGUAGES),
             "video": {"audio": self.video_audio, "facing": self.video_facing},
+            "allowed_countries": list(self.allowed_countries or (self.default_region,)),
         }
 
 
@@ -68,6 +75,8 @@ def _from_row(row: Any) -> Organisation:
         created_at=as_utc(row.created_at),
         video_audio=bool(row.video_audio),
         video_facing=row.video_facing,
+        allowed_countries=tuple(row.allowed_countries or ()),
+        sms_on_unclear=row.sms_on_unclear,
     )
 
 
@@ -84,6 +93,8 @@ async def create_organisation(
     initial_credits: int = INITIAL_TOPUP,
     video_audio: bool = False,
     video_facing: str = "environment",
+    allowed_countries: list[str] | None = None,
+    sms_on_unclear: str = "continue",
     actor: str = "cli",
 ) -> Organisation:
     if not _SLUG.match(slug):
@@ -97,6 +108,12 @@ async def create_organisation(
         raise InvalidInput("invite lifetime and retention must be at least 60 seconds")
     if initial_credits < 0:
         raise InvalidInput("initial credits cannot be negative")
+    countries = sorted({c.strip().upper() for c in allowed_countries or [] if c.strip()})
+    unknown = [c for c in countries if not region_is_known(c)]
+    if unknown:
+        raise InvalidInput(f"unknown countries {', '.join(unknown)} (use e.g. BE, FR, NL, US)")
+    if sms_on_unclear not in ("continue", "stop"):
+        raise InvalidInput("after an unclear SMS failure: 'continue' or 'stop'")
     if video_facing not in ("environment", "user"):
         raise InvalidInput("the camera must be 'environment' (rear) or 'user' (front)")
     if await conn.scalar(select(organisations.c.id).where(organisations.c.slug == slug)):
@@ -115,6 +132,8 @@ async def create_organisation(
             sms_credits=0,
             video_audio=video_audio,
             video_facing=video_facing,
+            allowed_countries=countries or None,
+            sms_on_unclear=sms_on_unclear,
             event_seq=0,
             created_at=utcnow(),
         )

@@ -42,3 +42,11 @@ def _reason(exc: phonenumbers.NumberParseException) -> str:
 
 def region_is_known(region: str) -> bool:
     return region.upper() in phonenumbers.SUPPORTED_REGIONS
+
+
+def region_of(e164: str) -> str | None:
+    """The country (phone region) of a normalised number, e.g. ``BE`` for +32..."""
+    try:
+        return phonenumbers.region_code_for_number(phonenumbers.parse(e164, None))
+    except phonenumbers.NumberParseException:
+        return None

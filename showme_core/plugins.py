@@ -119,7 +119,11 @@ class PluginHost:
                 raise PluginError(f"two {label}s are named {name!r}")
             found[name] = provider
 
-        hook(register=register, config=self.settings)
+        try:
+            hook(register=register, config=self.settings)
+        except (ValueError, TypeError, KeyError) as exc:
+            # A plugin refusing its settings: one clear line, not a traceback.
+            raise PluginError(f"a {label} refused its settings: {exc}") from exc
         return found
 
     def routes(self, showme: ShowMe) -> list[BaseRoute]:

@@ -31,6 +31,36 @@ SMS_STATUS_RANK = {
 }
 
 
+class SmsError(enum.StrEnum):
+    """What went wrong with a message, in terms a dispatcher can act on (``sms.ERROR_MESSAGES``)."""
+
+    INVALID_NUMBER = "invalid_number"
+    OPTED_OUT = "opted_out"
+    NOT_SMS_CAPABLE = "not_sms_capable"
+    AUTH_FAILED = "auth_failed"
+    RATE_LIMITED = "rate_limited"
+    NO_BALANCE = "no_balance"
+    UNDELIVERED = "undelivered"
+    PROVIDER_ERROR = "provider_error"
+
+
+class SmsNotSent(Exception):
+    """The request provably did not reach the provider, or it refused to process it without
+    sending (connection refused, DNS failure, HTTP 429): safe to retry, then the next provider.
+
+    :param retry_after: seconds the provider asked us to wait, if it said so.
+    """
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class SmsOutcomeUnknown(Exception):
+    """The provider may have sent the message (a timeout, a 5xx, an answer that cannot be read).
+    By default the chain moves on anyway; an organisation may choose to stop instead."""
+
+
 @dataclass(frozen=True)
 class OutgoingSms:
     """One message to send. ``body`` contains the caller's link: never log it."""
@@ -48,8 +78,10 @@ class OutgoingSms:
 class SmsReceipt:
     """What a provider said about a send.
 
-    ``definitive`` marks a failure that certainly did not send anything (bad number, opted out,
-    authentication): its credits are refunded and the chain stops there.
+    ``definitive`` marks a failure no other provider can fix (an invalid number, a recipient who
+    opted out, a number that cannot receive SMS): the chain stops there. Any ``FAILED`` that ends
+    a message refunds its credits once. ``error_code`` is an :class:`SmsError` value;
+    ``error_message`` is the provider's own words, for the log and the audit.
     """
 
     status: SmsStatus
@@ -61,14 +93,53 @@ class SmsReceipt:
 
 @runtime_checkable
 class SmsProvider(Protocol):
-    """Sends SMS. ``name`` is what an organisation's ``sms_providers`` list refers to."""
+    """Sends SMS. ``name`` is what an organisation's ``sms_providers`` list refers to.
+
+    Optional methods the core uses when a provider has them:
+
+    - ``parse_callback(callback: SmsCallback) -> CallbackReport``: read a delivery report the
+      provider sent to ``/api/v1/sms/callbacks/<name>/...``; raise :class:`CallbackRefused` when
+      its signature or shape is wrong.
+    - ``async check() -> str``: ask the provider whether the configured credentials work; return
+      a short description (account, sender), raise with a clear message when they do not. Used
+      by ``showme check``.
+    """
 
     name: str
 
     async def send(self, sms: OutgoingSms) -> SmsReceipt:
-        """Hand the message to the provider and say what it answered. Must not raise for a
-        provider-side refusal; raise only when the outcome is unknown (network failure)."""
+        """Hand the message to the provider and say what it answered: a receipt for anything
+        the provider answered (acceptance or refusal); raise :class:`SmsNotSent` when the request
+        provably did not arrive (connection refused, DNS, 429) and :class:`SmsOutcomeUnknown`
+        when it may have (timeout, 5xx)."""
         ...
+
+
+@dataclass(frozen=True)
+class SmsCallback:
+    """A delivery report as it reached ShowMe. ``url`` is the public URL the provider called
+    (``public_url`` + path + query), which is what signatures such as Twilio's cover."""
+
+    method: str
+    url: str
+    headers: dict[str, str]  # lower-case names
+    query: dict[str, str]
+    form: dict[str, str]  # a form-encoded body, parsed (empty otherwise)
+    body: bytes  # the raw body (JSON providers parse it themselves)
+
+
+@dataclass(frozen=True)
+class CallbackReport:
+    """What a delivery report says. The core finds the message by ``message_id`` (ShowMe's own,
+    when the provider echoes it back) or by ``provider_message_id``."""
+
+    receipt: SmsReceipt
+    provider_message_id: str | None = None
+    message_id: str | None = None
+
+
+class CallbackRefused(Exception):
+    """A delivery report that is forged, or not one at all; it changes nothing."""
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -32,6 +32,9 @@ MAX_MESSAGES_PER_SECOND = 50
 HELLO_TIMEOUT_SECONDS = 10.0
 MAX_SDP = 60_000
 MAX_CANDIDATE = 2_000
+ICE_REUSE_SECONDS = 2.0
+FAILED_REPORT_SECONDS = 10.0
+REPORT_INTERVAL_SECONDS = 10.0
 
 CALLER_RELAYS = {"offer", "candidate", "status"}
 CONSOLE_RELAYS = {"answer", "candidate", "control", "decoded"}
@@ -72,6 +75,8 @@ class Peer:
     close: Close
     device: str | None = None
     id: str = field(default_factory=lambda: secrets.token_hex(8))
+    ice: dict[str, Any] | None = None
+    ice_at: float = 0.0
     _tokens: float = MAX_MESSAGES_PER_SECOND
     _refilled: float = field(default_factory=time.monotonic)
 
@@ -101,6 +106,11 @@ class Room:
     camera_granted_at: float | None = None
     first_frame_seen: bool = False
     expiry: asyncio.TimerHandle | None = None
+    # The stream's state as last recorded: a report that does not change it writes nothing.
+    state: str = "idle"
+    route: str | None = None
+    failed_at: float = 0.0
+    recorded_at: dict[str, float] = field(default_factory=dict)
 
 
 class Hub:
@@ -109,10 +119,17 @@ class Hub:
     def __init__(self, showme: ShowMe) -> None:
         self.showme = showme
         self.rooms: dict[str, Room] = {}
+        # Invites ended while a socket of theirs was being admitted: no room may be made again.
+        self.ended: dict[str, datetime] = {}
 
     # ---- joining and leaving -------------------------------------------------------------------
 
     def room_for(self, organisation_id: str, invite_id: str, expires_at: datetime) -> Room:
+        now = utcnow()
+        for gone in [i for i, until in self.ended.items() if until <= now]:
+            del self.ended[gone]
+        if invite_id in self.ended:
+            raise Refusal(4410, "link_ended", "The emergency service has ended this session.")
         room = self.rooms.get(invite_id)
         if room is None:
             room = Room(invite_id, organisation_id, expires_at)
@@ -134,9 +151,10 @@ class Hub:
     async def _seat_caller(self, peer: Peer, room: Room) -> None:
         if room.device is not None and peer.device != room.device:
             if peer.device != room.allowed_device:
-                room.pending_device = peer.device
-                if room.console is not None:
+                if room.console is not None and room.pending_device != peer.device:
+                    # Once per phone: it retries every few seconds until allowed.
                     await room.console.send({"type": "device-request", "device": peer.device})
+                room.pending_device = peer.device
                 raise Refusal(
                     4409,
                     "another_device",
@@ -182,7 +200,10 @@ class Hub:
         """The invite ended or expired: tell both sides and close their sockets."""
         room = self.rooms.pop(invite_id, None)
         if room is None:
+            if code == "link_ended":
+                self.ended[invite_id] = utcnow() + timedelta(days=1)
             return
+        self.ended[invite_id] = room.expires_at
         if room.expiry is not None:
             room.expiry.cancel()
         message = (
@@ -216,7 +237,15 @@ class Hub:
     # ---- ICE -----------------------------------------------------------------------------------
 
     async def ice_for(self, peer: Peer) -> dict[str, Any]:
-        """Fresh ICE servers for one socket, as ``RTCConfiguration`` takes them."""
+        """Fresh ICE servers for one socket, as ``RTCConfiguration`` takes them. Asked again
+        within 2 s, the socket gets the same ones (a provider call may cost an API request)."""
+        if peer.ice is not None and time.monotonic() - peer.ice_at < ICE_REUSE_SECONDS:
+            return peer.ice
+        peer.ice = await self._issue_ice(peer)
+        peer.ice_at = time.monotonic()
+        return peer.ice
+
+    async def _issue_ice(self, peer: Peer) -> dict[str, Any]:
         core = self.showme.settings.settings_for("core")
         policy = core.get("ice_transport_policy", "all")
         try:
@@ -238,6 +267,8 @@ class Hub:
         room = self.rooms.get(peer.invite_id)
         if room is None:
             raise Refusal(4410, "link_ended", "This session has ended.")
+        if peer is not (room.caller if peer.role == "caller" else room.console):
+            raise Refusal(4000, "taken_over", "This socket no longer has a seat in the session.")
         if room.expires_at <= utcnow():
             await self.end(peer.invite_id, "link_expired")
             return
@@ -246,7 +277,9 @@ class Hub:
         elif kind == "report":
             await self._report(peer, room, message)
         elif kind == "allow-device" and peer.role == "console":
-            room.allowed_device = room.pending_device
+            device = message.get("device", room.pending_device)
+            if device is not None and device == room.pending_device:
+                room.allowed_device = device
         elif kind in (CALLER_RELAYS if peer.role == "caller" else CONSOLE_RELAYS):
             validate_relayed(peer.role, message)
             other = room.console if peer.role == "caller" else room.caller
@@ -266,11 +299,14 @@ class Hub:
             result = message.get("result")
             if result not in ("granted", "refused", "unavailable"):
                 raise bad_message("camera result must be granted, refused or unavailable")
-            metrics.stream_camera.labels(result).inc()
             if result == "granted":
                 room.camera_granted_at = time.monotonic()
-                await self._event(room, peer, "stream.requested", {**stream, "state": "requested"})
-            else:
+                if room.state in ("idle", "ended"):
+                    metrics.stream_camera.labels(result).inc()
+                    await self._record(room, peer, "requested", "stream.requested", stream)
+            elif room.state != f"camera-{result}":
+                metrics.stream_camera.labels(result).inc()
+                room.state = f"camera-{result}"
                 await self._event(
                     room, peer, "stream.failed", {**stream, "state": "failed", "reason": result}
                 )
@@ -278,27 +314,46 @@ class Hub:
             route = message.get("route")
             if route not in ("direct", "relay"):
                 raise bad_message("route must be direct or relay")
-            metrics.stream_connected.labels(route).inc()
-            await self._event(
-                room, peer, "stream.connected", {**stream, "state": "connected", "route": route}
-            )
+            if room.state != "connected" or room.route != route:
+                room.route = route
+                metrics.stream_connected.labels(route).inc()
+                await self._record(
+                    room, peer, "connected", "stream.connected", {**stream, "route": route}
+                )
         elif event == "stills":
-            metrics.stream_stills.inc()
-            await self._event(room, peer, "stream.stills", {**stream, "state": "stills"})
+            if room.state != "stills":
+                metrics.stream_stills.inc()
+                await self._record(room, peer, "stills", "stream.stills", stream)
         elif event == "failed":
             reason = message.get("reason")
             if not isinstance(reason, str) or len(reason) > 200:
                 raise bad_message("reason must be a text of at most 200 characters")
-            metrics.stream_failed.inc()
-            await self._event(
-                room, peer, "stream.failed", {**stream, "state": "failed", "reason": reason}
-            )
+            now = time.monotonic()
+            if room.state != "failed" or now - room.failed_at >= FAILED_REPORT_SECONDS:
+                room.failed_at = now
+                metrics.stream_failed.inc()
+                await self._record(
+                    room, peer, "failed", "stream.failed", {**stream, "reason": reason}
+                )
         elif event == "stopped":
-            await self._event(room, peer, "stream.ended", {**stream, "state": "ended"})
+            if room.state not in ("idle", "ended"):
+                await self._record(room, peer, "ended", "stream.ended", stream)
         elif event == "first-frame" and not room.first_frame_seen:
             room.first_frame_seen = True
             if room.camera_granted_at is not None:
                 metrics.stream_first_frame.observe(time.monotonic() - room.camera_granted_at)
+
+    async def _record(
+        self, room: Room, peer: Peer, state: str, type_: str, stream: dict[str, Any]
+    ) -> None:
+        """A change of the stream's state: on the feed and in the audit log, at most once per
+        10 s for each kind of change, whatever a page repeats."""
+        room.state = state
+        now = time.monotonic()
+        if now - room.recorded_at.get(type_, -REPORT_INTERVAL_SECONDS) < REPORT_INTERVAL_SECONDS:
+            return
+        room.recorded_at[type_] = now
+        await self._event(room, peer, type_, {**stream, "state": state})
 
     async def _event(self, room: Room, peer: Peer, type_: str, stream: dict[str, Any]) -> None:
         async with self.showme.transaction() as tx:

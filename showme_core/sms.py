@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -12,7 +17,17 @@ from showme_core import audit
 from showme_core.clock import iso, utcnow
 from showme_core.ids import new_id
 from showme_core.organisations import Organisation, change_credits
-from showme_core.providers import SMS_STATUS_RANK, OutgoingSms, SmsReceipt, SmsStatus
+from showme_core.providers import (
+    SMS_STATUS_RANK,
+    CallbackRefused,
+    CallbackReport,
+    OutgoingSms,
+    SmsCallback,
+    SmsError,
+    SmsNotSent,
+    SmsReceipt,
+    SmsStatus,
+)
 from showme_core.sms_templates import render, segments
 from showme_core.store.schema import sms_messages
 
@@ -34,13 +49,27 @@ def sms_json(row: Any) -> dict[str, Any]:
     }
 
 
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
 async def queue(
-    tx: Transaction, org: Organisation, invite_id: str, to: str, language: str, link: str
+    tx: Transaction,
+    org: Organisation,
+    invite_id: str,
+    to: str,
+    language: str,
+    link: str,
+    callback_base: str,
 ) -> tuple[OutgoingSms, dict[str, Any]]:
-    """Charge the credits and record the message, inside the invite's transaction."""
+    """Charge the credits and record the message, inside the invite's transaction.
+
+    ``callback_base`` is ``<public url>/api/v1/sms/callbacks``; each provider gets
+    ``<callback_base>/<provider>/<message id>/<secret>`` (see :func:`for_provider`)."""
     body = render(language, link)
     count = segments(body)
     message_id = new_id()
+    callback_secret = secrets.token_urlsafe(18)
     now = utcnow()
     await tx.conn.execute(
         sms_messages.insert().values(
@@ -52,6 +81,7 @@ async def queue(
             segments=count,
             credits_charged=count,
             status=SmsStatus.QUEUED.value,
+            callback_secret_hash=hash_secret(callback_secret),
             created_at=now,
             updated_at=now,
         )
@@ -68,6 +98,7 @@ async def queue(
         to=to,
         body=body,
         segments=count,
+        callback_url=f"{callback_base}/{message_id}/{callback_secret}",
     )
     return outgoing, sms_json(row)
 
@@ -82,52 +113,106 @@ async def _row(tx: Transaction, message_id: str) -> Any:
     ).one()
 
 
-async def deliver(showme: ShowMe, sms: OutgoingSms, chain: list[str]) -> None:
-    """Try the organisation's providers in order until one accepts the message."""
-    last = SmsReceipt(
+ERROR_MESSAGES: dict[str, str] = {
+    SmsError.INVALID_NUMBER: "The SMS provider says this number is not valid: check it with the "
+    "caller.",
+    SmsError.OPTED_OUT: "The caller's phone has blocked messages from this sender (it replied "
+    "STOP): read the link out on the phone instead.",
+    SmsError.NOT_SMS_CAPABLE: "This number cannot receive SMS (a landline?): ask for a mobile "
+    "number.",
+    SmsError.AUTH_FAILED: "The SMS account's credentials were refused: tell your administrator.",
+    SmsError.RATE_LIMITED: "The SMS provider asks to slow down; the message was not sent.",
+    SmsError.NO_BALANCE: "The SMS account has no credit left at the provider: tell your "
+    "administrator.",
+    SmsError.UNDELIVERED: "The network could not deliver the SMS (phone off or out of coverage?).",
+    SmsError.PROVIDER_ERROR: "The SMS provider could not send the message.",
+    "no_provider": "No SMS provider is configured for this organisation.",
+    "provider_unavailable": "The organisation's SMS provider is not installed or not active.",
+    "outcome_unknown": "The SMS provider did not answer clearly: the SMS may not have been sent. "
+    "Resend it if the caller has not received it.",
+}
+
+
+def for_provider(sms: OutgoingSms, provider: str) -> OutgoingSms:
+    """The message as one provider sends it: with that provider's delivery-report URL."""
+    if sms.callback_url is None:
+        return sms
+    base, message_id, secret = sms.callback_url.rsplit("/", 2)
+    return replace(sms, callback_url=f"{base}/{provider}/{message_id}/{secret}")
+
+
+def _failure(code: str, words: str | None = None, definitive: bool = False) -> SmsReceipt:
+    return SmsReceipt(
         SmsStatus.FAILED,
-        error_code="no_provider",
-        error_message="No SMS provider is configured for this organisation.",
-        definitive=True,
+        error_code=code,
+        error_message=ERROR_MESSAGES.get(code, ERROR_MESSAGES[SmsError.PROVIDER_ERROR]),
+        definitive=definitive,
     )
+
+
+async def deliver(
+    showme: ShowMe, sms: OutgoingSms, chain: list[str], on_unclear: str = "continue"
+) -> None:
+    """Try the organisation's providers in order until one accepts the message (docs/sms.md)."""
+    last = _failure("no_provider", definitive=True)
     for name in chain:
         provider = showme.sms_providers.get(name)
         if provider is None:
             log.error("sms provider not available", provider=name)
-            last = SmsReceipt(
-                SmsStatus.FAILED,
-                error_code="provider_unavailable",
-                error_message=f"SMS provider {name!r} is not installed or not active.",
-            )
+            last = _failure("provider_unavailable")
             continue
-        try:
-            receipt = await asyncio.wait_for(
-                provider.send(sms), timeout=showme.settings.sms_timeout_seconds
+        outgoing = for_provider(sms, name)
+        delays = list(showme.settings.sms_retry_delays)
+        while True:
+            try:
+                receipt = await asyncio.wait_for(
+                    provider.send(outgoing), timeout=showme.settings.sms_timeout_seconds
+                )
+            except SmsNotSent as exc:
+                # The provider provably has not got it: wait and retry, then the next provider.
+                await record_attempt(showme, sms, name, "not_sent", str(exc))
+                if delays:
+                    wait = delays.pop(0)
+                    if exc.retry_after is not None:
+                        wait = min(max(wait, exc.retry_after), 5.0)
+                    await asyncio.sleep(wait)
+                    continue
+                limited = exc.retry_after is not None or re.search(r"\b429\b", str(exc))
+                last = _failure(SmsError.RATE_LIMITED if limited else "provider_error")
+                break
+            except Exception as exc:
+                # Timeout, 5xx, an unreadable answer: the provider may have sent it.
+                reason = f"{type(exc).__name__}: {exc}"[:200]
+                await record_attempt(showme, sms, name, "outcome_unknown", reason)
+                last = _failure("outcome_unknown")
+                if on_unclear == "stop":
+                    await update_status(showme, sms.message_id, last, provider=name)
+                    return
+                break
+            if receipt.status is not SmsStatus.FAILED:
+                await update_status(showme, sms.message_id, receipt, provider=name)
+                return
+            await record_attempt(
+                showme, sms, name, receipt.error_code or "failed", receipt.error_message or ""
             )
-        except Exception as exc:
-            # The outcome is unknown; a second SMS with the same link is harmless, a missing one
-            # is not, so the next provider is tried.
-            log.warning("sms provider failed", provider=name, error=type(exc).__name__)
-            last = SmsReceipt(
-                SmsStatus.FAILED,
-                error_code="provider_error",
-                error_message=f"The SMS provider {name!r} did not answer properly.",
+            code = receipt.error_code or SmsError.PROVIDER_ERROR
+            last = replace(
+                receipt,
+                error_code=code,
+                error_message=ERROR_MESSAGES.get(code, ERROR_MESSAGES[SmsError.PROVIDER_ERROR]),
             )
-            await record_attempt(showme, sms, name, last)
-            continue
-        if receipt.status is not SmsStatus.FAILED:
-            await update_status(showme, sms.message_id, receipt, provider=name)
-            return
-        last = receipt
-        await record_attempt(showme, sms, name, receipt)
-        if receipt.definitive:
+            if receipt.definitive:
+                await update_status(showme, sms.message_id, last, provider=name)
+                return
             break
     await update_status(showme, sms.message_id, last)
 
 
 async def record_attempt(
-    showme: ShowMe, sms: OutgoingSms, provider: str, receipt: SmsReceipt
+    showme: ShowMe, sms: OutgoingSms, provider: str, outcome: str, words: str
 ) -> None:
+    """Every attempt that did not end in acceptance: in the audit log and on the feed."""
+    log.warning("sms attempt failed", provider=provider, outcome=outcome, detail=words[:200])
     async with showme.transaction() as tx:
         await audit.record(
             tx.conn,
@@ -136,7 +221,14 @@ async def record_attempt(
             action="sms.attempt_failed",
             subject=sms.message_id,
             provider=provider,
-            error_code=receipt.error_code,
+            error_code=outcome,
+            detail=words[:200],
+        )
+        await tx.event(
+            sms.organisation_id,
+            "sms.attempt",
+            {"attempt": {"sms_id": sms.message_id, "provider": provider, "outcome": outcome}},
+            sms.invite_id,
         )
 
 
@@ -163,7 +255,7 @@ async def update_status(
         await tx.conn.execute(
             update(sms_messages).where(sms_messages.c.id == message_id).values(**values)
         )
-        if receipt.status is SmsStatus.FAILED and row.credits_charged:
+        if receipt.status in (SmsStatus.FAILED, SmsStatus.UNDELIVERED) and row.credits_charged:
             balance = await change_credits(
                 tx.conn,
                 row.organisation_id,
@@ -176,3 +268,67 @@ async def update_status(
         updated = await _row(tx, message_id)
         await tx.event(row.organisation_id, "sms.status", {"sms": sms_json(updated)}, row.invite_id)
     return True
+
+
+async def handle_callback(
+    showme: ShowMe,
+    provider_name: str,
+    callback: SmsCallback,
+    message_id: str | None = None,
+    secret: str | None = None,
+) -> bool:
+    """A delivery report: authenticated by the provider's signature and, where the URL carries
+    one, the message's own secret; it only ever moves the status forward. Returns whether it
+    changed anything; raises :class:`CallbackRefused` for a report that is not genuine."""
+    provider = showme.sms_providers.get(provider_name)
+    parse = getattr(provider, "parse_callback", None)
+    if provider is None or parse is None:
+        raise CallbackRefused(f"no SMS provider {provider_name!r} takes delivery reports")
+    report: CallbackReport = parse(callback)
+    async with showme.db.read() as db:
+        if message_id is not None:
+            row = (
+                await db.execute(select(sms_messages).where(sms_messages.c.id == message_id))
+            ).first()
+            expected = row.callback_secret_hash if row is not None else None
+            if (
+                row is None
+                or secret is None
+                or expected is None
+                or not hmac.compare_digest(expected, hash_secret(secret))
+            ):
+                raise CallbackRefused("unknown message or wrong secret")
+        elif report.message_id is not None:
+            row = (
+                await db.execute(select(sms_messages).where(sms_messages.c.id == report.message_id))
+            ).first()
+        elif report.provider_message_id is not None:
+            row = (
+                await db.execute(
+                    select(sms_messages).where(
+                        sms_messages.c.provider == provider_name,
+                        sms_messages.c.provider_message_id == report.provider_message_id,
+                    )
+                )
+            ).first()
+        else:
+            raise CallbackRefused("the report names no message")
+    if row is None:
+        raise CallbackRefused("no such message")
+    if row.provider is not None and row.provider != provider_name:
+        raise CallbackRefused("the message was sent through another provider")
+    if (
+        report.provider_message_id is not None
+        and row.provider_message_id is not None
+        and report.provider_message_id != row.provider_message_id
+    ):
+        raise CallbackRefused("the report is about another message")
+    receipt = report.receipt
+    if receipt.status in (SmsStatus.FAILED, SmsStatus.UNDELIVERED):
+        code = receipt.error_code or SmsError.UNDELIVERED
+        receipt = replace(
+            receipt,
+            error_code=code,
+            error_message=ERROR_MESSAGES.get(code, ERROR_MESSAGES[SmsError.PROVIDER_ERROR]),
+        )
+    return await update_status(showme, row.id, receipt, provider=provider_name)

@@ -48,6 +48,10 @@ organisations = Table(
     # Live video policy: audio off (the caller is on the voice call) and the rear camera.
     Column("video_audio", Boolean, nullable=False, server_default=false()),
     Column("video_facing", String(16), nullable=False, server_default="environment"),
+    # Abuse control: the countries (phone regions) links may be sent to; null = its own region.
+    Column("allowed_countries", JSON, nullable=True),
+    # After an unclear provider failure: "continue" to the next provider, or "stop".
+    Column("sms_on_unclear", String(16), nullable=False, server_default="continue"),
     # Last event id handed out; bumped in the event's own transaction (see store/events.py).
     Column("event_seq", BigInteger, nullable=False),
     _ts("created_at"),
@@ -116,9 +120,12 @@ sms_messages = Table(
     Column("status", String(16), nullable=False),
     Column("error_code", String(64), nullable=True),
     Column("error_message", Text, nullable=True),
+    # SHA-256 of the per-message secret in this message's delivery-report URL.
+    Column("callback_secret_hash", String(64), nullable=True),
     _ts("created_at"),
     _ts("updated_at"),
     Index("ix_sms_messages_invite", "invite_id"),
+    Index("ix_sms_messages_provider_id", "provider", "provider_message_id"),
 )
 
 events = Table(

@@ -23,7 +23,9 @@ def showme_of(conn: HTTPConnection) -> ShowMe:
 
 def _origin_of(url: str) -> str:
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}".lower()
+    # A WebSocket's own URL says ws:// or wss://; the page that opened it says http(s)://.
+    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
+    return f"{scheme}://{parts.netloc}".lower()
 
 
 def allowed_origins(conn: HTTPConnection) -> set[str]:

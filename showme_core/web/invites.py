@@ -69,3 +69,16 @@ async def end_invite(request: Request) -> Response:
     async with showme.db.read() as db:
         sms_rows = await invites.latest_sms(db, [invite.id])
     return JSONResponse(invite.to_json(sms_rows.get(invite.id)), headers=NO_STORE)
+
+
+async def resend_invite(request: Request) -> Response:
+    """Send the link again, as a new link (the old one stops working): after an unclear or
+    failed SMS, one click for the dispatcher."""
+    principal = await require_principal(request, "invites:write")
+    showme = showme_of(request)
+    invite, link, sms_row = await invites.resend_invite(
+        showme, principal, request.path_params["invite_id"], showme.base_url(request)
+    )
+    payload = invite.to_json(sms_row)
+    payload["link"] = link
+    return JSONResponse(payload, status_code=201, headers=NO_STORE)

@@ -238,6 +238,46 @@ def build_document() -> dict[str, Any]:
                     parameters=[_INVITE_ID],
                 )
             },
+            "/api/v1/invites/{invite_id}/resend": {
+                "post": _op(
+                    "Send a new link by SMS (the previous link stops working)",
+                    {
+                        "201": _json(_INVITE, "The invite, with its new link"),
+                        "404": _ERROR,
+                        "410": _ERROR,
+                        "429": _ERROR,
+                    },
+                    parameters=[_INVITE_ID],
+                )
+            },
+            "/api/v1/sms/callbacks/{provider}/{message_id}/{secret}": {
+                method: _op(
+                    "A provider's delivery report for one message (URL given to the provider)",
+                    {"204": {"description": "Accepted"}, "403": _ERROR},
+                    auth=False,
+                    parameters=[
+                        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                        for name in ("provider", "message_id", "secret")
+                    ],
+                )
+                for method in ("get", "post")
+            },
+            "/api/v1/sms/callbacks/{provider}": {
+                method: _op(
+                    "A provider's delivery report, at an account-wide URL (docs/sms.md)",
+                    {"204": {"description": "Accepted"}, "403": _ERROR},
+                    auth=False,
+                    parameters=[
+                        {
+                            "name": "provider",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                )
+                for method in ("get", "post")
+            },
             "/api/v1/invites/{invite_id}/legal-hold": {
                 "post": _op(
                     "Set or lift a legal hold: held media outlives its retention (admins)",

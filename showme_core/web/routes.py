@@ -6,7 +6,17 @@ from typing import TYPE_CHECKING
 
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
-from showme_core.web import caller, feed, invites, media, ops, pages, session, signal
+from showme_core.web import (
+    caller,
+    feed,
+    invites,
+    media,
+    ops,
+    pages,
+    session,
+    signal,
+    sms_callbacks,
+)
 from showme_core.web.openapi import openapi_document
 
 if TYPE_CHECKING:
@@ -31,6 +41,15 @@ def api_routes() -> list[Route]:
         Route("/api/v1/events", feed.event_feed, methods=["GET"]),
         Route("/api/v1/caller/open", caller.open_link, methods=["POST"]),
         Route("/api/v1/caller/media", media.upload_picture, methods=["POST"]),
+        Route("/api/v1/invites/{invite_id}/resend", invites.resend_invite, methods=["POST"]),
+        Route(
+            "/api/v1/sms/callbacks/{provider}/{message_id}/{secret}",
+            sms_callbacks.sms_callback,
+            methods=["GET", "POST"],
+        ),
+        Route(
+            "/api/v1/sms/callbacks/{provider}", sms_callbacks.sms_callback, methods=["GET", "POST"]
+        ),
         Route("/api/v1/console/extras", pages.console_extras, methods=["GET"]),
         Route("/api/v1/caller/extras", pages.caller_extras, methods=["GET"]),
         Route("/api/v1/openapi.json", openapi_document, methods=["GET"]),

@@ -37,6 +37,9 @@ async def signal(ws: WebSocket) -> None:
         if hello.get("type") != "hello":
             raise bad_message("the first message must be hello")
         peer, room = await _admit(ws, hello)
+        # ICE first: between taking the seat and the welcome nothing may wait, or the other
+        # side's first message (an offer) would arrive before this side knows its servers.
+        ice = await showme.hub.ice_for(peer)
         await showme.hub.join(peer, room)
         await peer.send(
             {
@@ -44,7 +47,7 @@ async def signal(ws: WebSocket) -> None:
                 "role": peer.role,
                 "invite_id": peer.invite_id,
                 "peer": showme.hub.peer_present(peer),
-                "ice": await showme.hub.ice_for(peer),
+                "ice": ice,
                 **({"video": room_video(ws, peer)} if peer.role == "caller" else {}),
             }
         )

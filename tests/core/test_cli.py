@@ -119,3 +119,43 @@ def test_bad_configuration_is_reported(tmp_path: Path) -> None:
     assert main(["--config", str(config), "plugins"]) == 1
     config.write_text("secret_keys = [{ '$env' = 'SHOWME_UNSET_SECRET' }]\n")
     assert main(["--config", str(config), "plugins"]) == 1
+
+
+def test_check_gives_a_verdict_per_provider(tmp_path: Path) -> None:
+    import json
+
+    from tests.plugins.showme_sms_clickatell.fake_clickatell import FakeClickatell
+
+    assert run(tmp_path, "migrate").returncode == 0
+    plain = run(tmp_path, "check")
+    assert plain.returncode == 0
+    assert "outbox: nothing to check" in plain.stdout
+    fake = FakeClickatell().start()
+    try:
+
+        def check_with(base_url: str, api_key: str) -> subprocess.CompletedProcess[str]:
+            settings = {
+                "sms_clickatell": {
+                    "api_key": api_key,
+                    "callback_token": "a-long-enough-callback-token",
+                    "base_url": base_url,
+                }
+            }
+            env_file = tmp_path / "showme.toml"
+            env_file.write_text(
+                f'plugins = ["sms_clickatell"]\nplugin_settings = {json.dumps(settings)}\n'.replace(
+                    '": ', '" = '
+                )
+            )
+            return run(tmp_path, "--config", str(env_file), "check")
+
+        good = check_with(fake.url, fake.api_key)
+        assert good.returncode == 0, good.stdout + good.stderr
+        assert "clickatell: OK" in good.stdout
+        refused = check_with(fake.url, "a-wrong-key")
+        assert refused.returncode == 1
+        assert "clickatell: FAILED" in refused.stdout
+        unreachable = check_with("http://127.0.0.1:9", fake.api_key)
+        assert unreachable.returncode == 1 and "clickatell: FAILED" in unreachable.stdout
+    finally:
+        fake.stop()

@@ -14,8 +14,6 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
-from showme_ice_coturn import CoturnIce, turn_credentials
-from showme_ice_twilio import TwilioIce, TwilioIceError
 
 from showme_core.app import ShowMe, create_app
 from showme_core.config import Settings
@@ -25,6 +23,8 @@ from showme_core.plugins import PluginError
 from showme_core.providers import IceConfig, IceRequest
 from showme_core.signaling import Peer
 from showme_core.testing import settings_for_tests
+from showme_ice_coturn import CoturnIce, turn_credentials
+from showme_ice_twilio import TwilioIce, TwilioIceError
 from tests.turn import TurnServer
 
 REQUEST = IceRequest("org1", "inv1", "caller", "peer-0001")
@@ -218,8 +218,11 @@ async def test_a_plugin_provider_is_used_and_its_failure_is_survived(
         "ttl": 5,
     }
     assert counting.requests[0].role == "caller" and counting.requests[0].invite_id == "inv1"
+    assert await showme.hub.ice_for(peer) is ice  # asked again at once: the same, no new call
+    assert len(counting.requests) == 1
     showme.ice = showme.ice_providers["failing"]
-    assert (await showme.hub.ice_for(peer))["iceServers"] == []
+    other = Peer("console", "org1", "inv1", "user:1", nowhere, nowhere)
+    assert (await showme.hub.ice_for(other))["iceServers"] == []
     assert 'showme_ice_provider_failures_total{provider="failing"} 1.0' in (
         showme.metrics.render().decode()
     )

@@ -67,7 +67,9 @@ async def test_cad_creates_invite_without_sms(tenant: Tenant) -> None:
 async def test_phone_numbers_are_normalised_to_e164(
     make_tenant: object, phone: str, region: str, expected: str
 ) -> None:
-    tenant = await make_tenant(default_region=region)  # type: ignore[operator]
+    tenant = await make_tenant(  # type: ignore[operator]
+        default_region=region, allowed_countries=["BE", "FR", "US"]
+    )
     answer = await tenant.cad.post("/api/v1/invites", json={"phone": phone, "send_sms": False})
     assert answer.status_code == 201, answer.text
     assert answer.json()["phone"] == expected

@@ -52,8 +52,10 @@ class Psap:
     def cookie(self) -> str:
         return "; ".join(f"{k}={v}" for k, v in self.http.cookies.items())
 
-    def invite(self) -> tuple[str, str]:
-        created = self.http.post("/api/v1/invites", json={"phone": "+32470123456"})
+    def invite(self, send_sms: bool = True) -> tuple[str, str]:
+        created = self.http.post(
+            "/api/v1/invites", json={"phone": "+32470123456", "send_sms": send_sms}
+        )
         assert created.status_code == 201
         return created.json()["id"], created.json()["link"].split("#", 1)[1]
 
@@ -238,6 +240,38 @@ async def test_malformed_messages_close_the_sender(
     await desk.close()
 
 
+async def test_a_console_connects_without_a_public_url(start_server: Any) -> None:
+    """The socket's own URL says ws://; the console page's Origin says http://: the same site."""
+    server: LiveServer = start_server(SHOWME_PUBLIC_URL="")
+    north = Psap(server, "north")
+    invite_id, _token = north.invite()
+    desk = await console(north, invite_id)
+    assert (await receive(desk))["type"] == "welcome"
+    assert await refused(await console(north, invite_id, origin="http://evil.test")) == (
+        "origin_refused",
+        4403,
+    )
+    await desk.close()
+    north.http.close()
+
+
+async def test_repeated_reports_write_nothing_more(live: LiveServer) -> None:
+    north = Psap(live, "north")
+    _invite_id, token = north.invite(send_sms=False)
+    after = north.http.get("/api/v1/invites").json()["last_event_id"]
+    phone = await caller(live, token)
+    await receive(phone)
+    for _ in range(20):
+        await phone.send(json.dumps({"type": "report", "event": "camera", "result": "granted"}))
+        await phone.send(json.dumps({"type": "report", "event": "stills"}))
+        await phone.send(json.dumps({"type": "report", "event": "failed", "reason": "ice"}))
+    await phone.send(json.dumps({"type": "ice-request"}))
+    await receive(phone)  # handled in order: every report before it is done
+    events = north.http.get("/api/v1/invites?limit=1").json()["last_event_id"] - after
+    assert events == 3  # requested, stills, failed: once each
+    await phone.close()
+
+
 async def test_a_flood_is_cut_off(live: LiveServer) -> None:
     north = Psap(live, "north")
     _invite_id, token = north.invite()
@@ -303,6 +337,7 @@ async def test_reports_reach_the_feed_the_audit_and_the_metrics(live: LiveServer
     await receive(phone)
     desk = await console(north, invite_id)
     await receive(desk)
+    assert await receive(phone) == {"type": "peer", "present": True}
     for report in (
         {"event": "camera", "result": "granted"},
         {"event": "stills"},
@@ -312,8 +347,12 @@ async def test_reports_reach_the_feed_the_audit_and_the_metrics(live: LiveServer
     ):
         await phone.send(json.dumps({"type": "report", **report}))
     await desk.send(json.dumps({"type": "report", "event": "first-frame"}))
-    await desk.send(json.dumps({"type": "decoded"}))
-    await receive(phone)  # {"type": "peer"...} or decoded: the reports before it are handled
+    # Sync points: each socket's messages are handled in order, so an answer to a later one
+    # means the reports before it are recorded.
+    await phone.send(json.dumps({"type": "ice-request"}))
+    assert (await receive(phone))["type"] == "ice"
+    await desk.send(json.dumps({"type": "ice-request"}))
+    assert (await receive(desk))["type"] == "ice"
     expected = [
         "stream.requested",
         "stream.stills",

@@ -17,6 +17,11 @@ PUBLIC = {
     ("DELETE", "/api/v1/session"),
     ("POST", "/api/v1/caller/open"),
     ("POST", "/api/v1/caller/media"),
+    # Delivery reports are authenticated by the provider's signature and the message's secret.
+    ("GET", "/api/v1/sms/callbacks/{provider}"),
+    ("POST", "/api/v1/sms/callbacks/{provider}"),
+    ("GET", "/api/v1/sms/callbacks/{provider}/{message_id}/{secret}"),
+    ("POST", "/api/v1/sms/callbacks/{provider}/{message_id}/{secret}"),
     ("GET", "/api/v1/console/extras"),
     ("GET", "/api/v1/caller/extras"),
     ("GET", "/api/v1/openapi.json"),

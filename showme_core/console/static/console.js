@@ -20,6 +20,7 @@ const table = new InviteTable({
   empty: $("invites-empty"),
   template: $("invite-row-template"),
   onEnd: endInvite,
+  onResend: resendInvite,
   onPictures: (inviteId) => wall.showInvite(inviteId),
   onHold: setLegalHold,
   onWatch: (inviteId) => live.watch(inviteId),
@@ -196,6 +197,12 @@ function applyEvent(event) {
       table.updateSms(event.invite_id, data.sms);
       outbox.refresh();
       break;
+    case "sms.attempt":
+      table.addAttempt(event.invite_id, data.attempt);
+      break;
+    case "invite.resent":
+      if (data.invite) table.upsert(data.invite);
+      break;
     case "credits.changed":
       setCredits(data.credits);
       break;
@@ -328,6 +335,19 @@ async function endInvite(inviteId) {
   }
   // The pressed button is now disabled; hand the keyboard back to where the next call starts.
   if (hadFocus && !$("app").hidden) $("phone").focus();
+}
+
+// After a failed or unclear SMS: a new link, sent again (the old link stops working).
+async function resendInvite(inviteId) {
+  $("invites-error").textContent = "";
+  try {
+    const invite = await api(`/api/v1/invites/${encodeURIComponent(inviteId)}/resend`, { method: "POST" });
+    table.upsert(invite);
+    showLink(invite);
+    announce(`Link sent again to ${invite.phone}.`);
+  } catch (error) {
+    if (!handleSignedOut(error)) $("invites-error").textContent = error.message;
+  }
 }
 
 // ---- legal hold (admins) ------------------------------------------------------------------

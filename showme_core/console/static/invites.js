@@ -8,11 +8,12 @@ const HIGHLIGHT_MS = 8000;
 const LIVE = new Set(["pending", "opened"]);
 
 export class InviteTable {
-  constructor({ body, empty, template, onEnd, onPictures, onHold, onWatch }) {
+  constructor({ body, empty, template, onEnd, onResend, onPictures, onHold, onWatch }) {
     this.body = body;
     this.empty = empty;
     this.template = template;
     this.onEnd = onEnd;
+    this.onResend = onResend;
     this.onPictures = onPictures;
     this.onHold = onHold;
     this.onWatch = onWatch;
@@ -61,6 +62,15 @@ export class InviteTable {
     return justOpened;
   }
 
+  // A provider attempt that did not end in acceptance (the chain moved on, or stopped).
+  addAttempt(inviteId, attempt) {
+    const known = this.invites.get(inviteId);
+    if (!known || !attempt) return;
+    const attempts = [...(known.attempts ?? []), attempt].slice(-5);
+    this.invites.set(inviteId, { ...known, attempts });
+    this.render();
+  }
+
   updateSms(inviteId, sms) {
     const known = this.invites.get(inviteId);
     if (!known || !sms) return;
@@ -99,6 +109,7 @@ export class InviteTable {
     const row = this.template.content.firstElementChild.cloneNode(true);
     row.dataset.inviteId = inviteId;
     row.querySelector(".invite-end").addEventListener("click", () => this.onEnd(inviteId));
+    row.querySelector(".invite-resend").addEventListener("click", () => this.onResend?.(inviteId));
     row.querySelector(".invite-pictures").addEventListener("click", () => this.onPictures?.(inviteId));
     row.querySelector(".invite-watch").addEventListener("click", () => this.onWatch?.(inviteId));
     row.querySelector(".invite-hold").addEventListener("click", () => {
@@ -179,6 +190,14 @@ function fillRow(row, invite, now, { canHold, selected }) {
   setText(smsBadge, sms?.status ?? "not sent");
   smsBadge.dataset.status = sms?.status ?? "none";
   setText(row.querySelector(".sms-error"), sms?.error_message ?? "");
+  const tried = (invite.attempts ?? []).filter((a) => !sms || a.sms_id === sms.id);
+  setText(
+    row.querySelector(".sms-attempts"),
+    tried.length ? `Tried: ${tried.map((a) => `${a.provider} (${a.outcome.replaceAll("_", " ")})`).join(", ")}` : "",
+  );
+  const resend = row.querySelector(".invite-resend");
+  resend.hidden = !(sms && ["failed", "undelivered"].includes(sms.status) && LIVE.has(status));
+  resend.setAttribute("aria-label", `Resend the link to ${invite.phone}`);
   setText(row.querySelector(".invite-opened"), clock(invite.opened_at));
   setText(row.querySelector(".invite-time-left"), timeLeft(invite, now));
   const end = row.querySelector(".invite-end");

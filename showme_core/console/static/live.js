@@ -203,6 +203,9 @@ class Tile {
     this.reconnectTimer = 0;
     this.chain = Promise.resolve();
     this.ice = null;
+    this.iceAt = 0;
+    this.iceWaiters = [];
+    this.remoteUfrag = "";
     this.pc = null;
     this.remoteSession = null; // the caller's SDP session ("o=" id and fingerprint) of this.pc
     this.candidates = []; // remote candidates that arrived before the remote description
@@ -389,6 +392,7 @@ class Tile {
         break;
       case "ice":
         this.freshIce(message.ice);
+        for (const resolve of this.iceWaiters.splice(0)) resolve();
         break;
       case "device-request":
         this.deviceRequest(message.device);
@@ -462,9 +466,26 @@ class Tile {
 
   // ---- WebRTC ------------------------------------------------------------------------------
 
+  // TURN REST credentials are short-lived and coturn checks them only when it allocates: before
+  // a new connection, or answering an ICE restart (a new ice-ufrag), make sure ours are fresh.
+  async ensureFreshIce(force) {
+    const ttl = Number(this.ice?.ttl) || 0;
+    if (!force && (!ttl || Date.now() - (this.iceAt ?? 0) < (ttl * 1000) / 2)) return;
+    if (!this.send({ type: "ice-request" })) return;
+    await new Promise((resolve) => {
+      this.iceWaiters.push(resolve);
+      setTimeout(resolve, ICE_WAIT_MS);
+    });
+  }
+
   async offer(sdp) {
     if (this.final) return;
     const session = sdpSession(sdp);
+    const ufrag = /a=ice-ufrag:(\S+)/.exec(sdp)?.[1] ?? "";
+    const restart = Boolean(this.pc && this.remoteUfrag && ufrag !== this.remoteUfrag);
+    const stale = !this.pc || this.pc.signalingState === "closed" || restart;
+    if (stale && Number(this.ice?.ttl)) await this.ensureFreshIce(restart);
+    this.remoteUfrag = ufrag;
     let pc = this.pc;
     // A caller that reloaded (or started over) makes a new peer connection, with a new SDP
     // session; an ICE restart or renegotiation keeps it, and keeps ours.
@@ -588,6 +609,7 @@ class Tile {
   freshIce(ice, restart = true) {
     if (!ice || typeof ice !== "object") return;
     this.ice = ice;
+    this.iceAt = Date.now();
     if (this.pc && this.pc.signalingState !== "closed") {
       try {
         this.pc.setConfiguration(rtcConfiguration(ice));
@@ -776,7 +798,7 @@ class Tile {
 
   answerDevice(allow) {
     this.el.device.hidden = true;
-    if (allow && this.send({ type: "allow-device" })) {
+    if (allow && this.send({ type: "allow-device", device: this.deviceRequested })) {
       this.setMessage("The other phone may join now: it replaces the first one.");
     }
     this.deviceRequested = null;

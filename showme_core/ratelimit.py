@@ -1,0 +1,69 @@
+"""Sliding-window rate limits kept in the instance's memory (abuse control for SMS).
+
+Each key (a dispatcher, an API key, an organisation) has its own windows, e.g. 10 per minute and
+60 per hour. A slot is reserved before the work and released if the work is refused for another
+reason, so a refused request does not use up the limit. Across several instances each keeps its
+own count (a Redis plugin would share them).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
+from showme_core.errors import TooBusy
+
+
+class RateLimiter:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._hits: dict[str, deque[float]] = {}
+
+    @contextmanager
+    def reserve(
+        self, checks: Sequence[tuple[str, Sequence[tuple[int, float]], str]]
+    ) -> Iterator[None]:
+        """Take one slot under every ``(key, [(count, seconds), ...], what)`` or raise
+        :class:`TooBusy` naming ``what`` and when to retry; the slots are given back if the
+        block raises."""
+        now = self._clock()
+        for key, limits, what in checks:
+            hits = self._hits.get(key, deque())
+            longest = max((seconds for _count, seconds in limits), default=0)
+            while hits and hits[0] <= now - longest:
+                hits.popleft()
+            for count, seconds in limits:
+                recent = [t for t in hits if t > now - seconds]
+                if len(recent) >= count:
+                    retry = max(1, int(recent[-count] + seconds - now) + 1)
+                    error = TooBusy(
+                        f"Too many SMS links sent by {what} ({count} per "
+                        f"{_span(seconds)}); try again in {retry} s.",
+                        code="rate_limited",
+                    )
+                    error.retry_after = retry
+                    raise error
+        taken: list[tuple[str, float]] = []
+        for key, _limits, _what in checks:
+            self._hits.setdefault(key, deque()).append(now)
+            taken.append((key, now))
+        try:
+            yield
+        except BaseException:
+            for key, at in taken:
+                kept = self._hits.get(key)
+                if kept and at in kept:
+                    kept.remove(at)
+            raise
+
+
+def _span(seconds: float) -> str:
+    if seconds % 3600 == 0:
+        hours = int(seconds // 3600)
+        return "hour" if hours == 1 else f"{hours} hours"
+    if seconds % 60 == 0:
+        minutes = int(seconds // 60)
+        return "minute" if minutes == 1 else f"{minutes} minutes"
+    return f"{seconds:g} s"
