@@ -58,7 +58,8 @@ class Settings(BaseModel):
     argon2_memory_kib: int = 65536
     session_max_age_seconds: int = 12 * 3600
     sse_heartbeat_seconds: float = 15.0
-    sms_timeout_seconds: float = 10.0
+    # The whole send; longer than the providers' own HTTP timeouts, so theirs classify a failure.
+    sms_timeout_seconds: float = 15.0
     # Waits before retrying a provider that provably did not get the message (then the next one).
     sms_retry_delays: list[float] = Field(default_factory=lambda: [0.5, 1.0])
     # Pictures (docs/media.md): bytes refused before parsing, pixels refused before decoding.

@@ -38,6 +38,19 @@ SECURITY_HEADERS = {
 }
 
 
+def _csp_for(scope: Scope, headers: dict[bytes, bytes]) -> str:
+    """The policy, with this host's WebSocket origin spelled out in ``connect-src``: Safari
+    before 16 does not count ws:/wss: as ``'self'``, and signaling needs it."""
+    host = headers.get(b"host", b"").decode("latin-1")
+    if not _HOST.match(host):
+        return CSP
+    ws = "wss" if scope.get("scheme") in ("https", "wss") else "ws"
+    return CSP.replace("connect-src 'self'", f"connect-src 'self' {ws}://{host}")
+
+
+_HOST = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:]+\](:[0-9]{1,5})?$")
+
+
 class RequestContext:
     def __init__(self, app: ASGIApp, showme: ShowMe) -> None:
         self.app = app
@@ -56,12 +69,15 @@ class RequestContext:
         started = time.perf_counter()
         status = {"code": 0}
 
+        csp = _csp_for(scope, headers)
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
                 response_headers = MutableHeaders(scope=message)
                 for name, value in SECURITY_HEADERS.items():
                     response_headers.setdefault(name, value)
+                response_headers["Content-Security-Policy"] = csp
                 response_headers["X-Request-ID"] = request_id
             await send(message)
 

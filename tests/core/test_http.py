@@ -104,6 +104,8 @@ async def test_security_headers_on_pages_and_api(showme_client: httpx.AsyncClien
         csp = headers["content-security-policy"]
         assert "script-src 'self'" in csp and "unsafe-inline" not in csp
         assert "frame-ancestors 'none'" in csp
+        # The signaling socket's origin spelled out, for Safari before 16.
+        assert "connect-src 'self' ws://showme.test;" in csp
         assert headers["referrer-policy"] == "no-referrer"
         assert "camera=(self)" in headers["permissions-policy"]
         assert headers["x-content-type-options"] == "nosniff"
@@ -216,3 +218,11 @@ async def test_paging_before_accepts_any_offset(tenant: Tenant) -> None:
 async def test_absurd_resume_point_is_422(tenant: Tenant) -> None:
     answer = await tenant.cad.get("/api/v1/events", params={"after": str(2**64)})
     assert answer.status_code == 422
+
+
+async def test_a_hostile_host_header_does_not_reach_the_policy(
+    showme_client: httpx.AsyncClient,
+) -> None:
+    answer = await showme_client.get("/c/", headers={"Host": "evil.test; script-src *"})
+    assert "script-src *" not in answer.headers["content-security-policy"]
+    assert "connect-src 'self';" in answer.headers["content-security-policy"]
