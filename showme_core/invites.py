@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from showme_core import audit, sms, tokens
 from showme_core.clock import as_utc, iso, utcnow
-from showme_core.errors import Gone, InvalidInput, NotAuthenticated, NotFound
+from showme_core.errors import Conflict, Gone, InvalidInput, NotAuthenticated, NotFound
 from showme_core.ids import new_id
 from showme_core.organisations import Organisation, get_organisation
 from showme_core.phones import normalise, region_of
@@ -280,7 +280,7 @@ async def resend_invite(
     async with showme.db.read() as db:
         org = await get_organisation(db, principal.organisation_id)
         found = await get_invite(db, principal.organisation_id, invite_id)
-    require_live(found)
+    _resendable(found, org)
     token, token_hash = tokens.mint()
     link = tokens.link_for(base_url, token)
     limits = [
@@ -290,7 +290,7 @@ async def resend_invite(
     with showme.rate_limits.reserve(limits):
         async with showme.transaction() as tx:
             invite = await get_invite(tx.conn, org.id, invite_id, for_update=True)
-            require_live(invite)
+            _resendable(invite, org)
             await tx.conn.execute(
                 update(invites).where(invites.c.id == invite.id).values(token_hash=token_hash)
             )
@@ -315,6 +315,20 @@ async def resend_invite(
         sms.deliver(showme, outgoing, org.sms_providers, org.sms_on_unclear), name="sms-deliver"
     )
     return invite, link, sms_row
+
+
+def _resendable(invite: Invite, org: Organisation) -> None:
+    require_live(invite)
+    if invite.status() is InviteStatus.OPENED:
+        # The caller has the link and uses it: a new one would cut them off.
+        raise Conflict(
+            "The caller has already opened the link; it still works.", code="already_opened"
+        )
+    if not org.allows_region(region_of(invite.phone)):
+        raise InvalidInput(
+            f"Links may no longer be sent to {invite.phone}'s country.",
+            code="country_not_allowed",
+        )
 
 
 async def set_legal_hold(

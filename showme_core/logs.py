@@ -16,6 +16,8 @@ SECRET_KEYS = {"password", "token", "authorization", "cookie", "link", "body", "
 _SECRET_PATTERNS = [
     (re.compile(r"(/c/#)[A-Za-z0-9_\-]+"), r"\1[redacted]"),
     (re.compile(r"smk_[A-Za-z0-9_\-]+"), "smk_[redacted]"),
+    # A delivery-report URL ends with its message's secret.
+    (re.compile(r"(/sms/callbacks/[^/\s]+/[^/\s]+/)[A-Za-z0-9_\-]+"), r"\1[redacted]"),
 ]
 
 

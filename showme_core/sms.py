@@ -40,6 +40,7 @@ log = structlog.get_logger("showme.sms")
 def sms_json(row: Any) -> dict[str, Any]:
     return {
         "id": row.id,
+        "created_at": iso(row.created_at),
         "status": row.status,
         "segments": row.segments,
         "provider": row.provider,
@@ -155,12 +156,15 @@ async def deliver(
 ) -> None:
     """Try the organisation's providers in order until one accepts the message (docs/sms.md)."""
     last = _failure("no_provider", definitive=True)
+    unclear: str | None = None  # a provider that may have sent it
     for name in chain:
         provider = showme.sms_providers.get(name)
         if provider is None:
             log.error("sms provider not available", provider=name)
             last = _failure("provider_unavailable")
             continue
+        # Reports from this provider are accepted from now on (they can beat its answer).
+        await attempting(showme, sms.message_id, name)
         outgoing = for_provider(sms, name)
         delays = list(showme.settings.sms_retry_delays)
         while True:
@@ -184,9 +188,9 @@ async def deliver(
                 # Timeout, 5xx, an unreadable answer: the provider may have sent it.
                 reason = f"{type(exc).__name__}: {exc}"[:200]
                 await record_attempt(showme, sms, name, "outcome_unknown", reason)
-                last = _failure("outcome_unknown")
+                unclear = name
                 if on_unclear == "stop":
-                    await update_status(showme, sms.message_id, last, provider=name)
+                    await note_unclear(showme, sms.message_id, name)
                     return
                 break
             if receipt.status is not SmsStatus.FAILED:
@@ -205,13 +209,53 @@ async def deliver(
                 await update_status(showme, sms.message_id, last, provider=name)
                 return
             break
+    if unclear is not None:
+        # No provider accepted it, but one may have sent it: not a failure, and no refund; its
+        # delivery report may still settle it, and the dispatcher can resend.
+        await note_unclear(showme, sms.message_id, unclear)
+        return
     await update_status(showme, sms.message_id, last)
+
+
+async def attempting(showme: ShowMe, message_id: str, provider: str) -> None:
+    async with showme.transaction() as tx:
+        row = await _row(tx, message_id)
+        if SmsStatus(row.status) is SmsStatus.QUEUED:
+            await tx.conn.execute(
+                update(sms_messages)
+                .where(sms_messages.c.id == message_id)
+                .values(provider=provider, updated_at=utcnow())
+            )
+
+
+async def note_unclear(showme: ShowMe, message_id: str, provider: str) -> None:
+    """The chain ended on a provider that may have sent the message: still ``queued``, with the
+    reason, attributed to that provider (whose report may still arrive)."""
+    async with showme.transaction() as tx:
+        row = await _row(tx, message_id)
+        if SmsStatus(row.status) is not SmsStatus.QUEUED:
+            return
+        await tx.conn.execute(
+            update(sms_messages)
+            .where(sms_messages.c.id == message_id)
+            .values(
+                provider=provider,
+                error_code="outcome_unknown",
+                error_message=ERROR_MESSAGES["outcome_unknown"],
+                updated_at=utcnow(),
+            )
+        )
+        updated = await _row(tx, message_id)
+        await tx.event(row.organisation_id, "sms.status", {"sms": sms_json(updated)}, row.invite_id)
 
 
 async def record_attempt(
     showme: ShowMe, sms: OutgoingSms, provider: str, outcome: str, words: str
 ) -> None:
     """Every attempt that did not end in acceptance: in the audit log and on the feed."""
+    # The provider's words may quote the number: keep them, without it.
+    for number in (sms.to, sms.to.lstrip("+")):
+        words = words.replace(number, "<number>")
     log.warning("sms attempt failed", provider=provider, outcome=outcome, detail=words[:200])
     async with showme.transaction() as tx:
         await audit.record(
@@ -233,7 +277,11 @@ async def record_attempt(
 
 
 async def update_status(
-    showme: ShowMe, message_id: str, receipt: SmsReceipt, provider: str | None = None
+    showme: ShowMe,
+    message_id: str,
+    receipt: SmsReceipt,
+    provider: str | None = None,
+    reported_by: str | None = None,
 ) -> bool:
     """Move a message forward; a late or repeated report never moves it backwards.
 
@@ -241,6 +289,9 @@ async def update_status(
     """
     async with showme.transaction() as tx:
         row = await _row(tx, message_id)
+        if reported_by is not None and row.provider != reported_by:
+            # Only the provider that has (or is being given) the message reports on it.
+            raise CallbackRefused("the message is not with this provider")
         current = SmsStatus(row.status)
         if SMS_STATUS_RANK[receipt.status] <= SMS_STATUS_RANK[current]:
             return False
@@ -255,7 +306,8 @@ async def update_status(
         await tx.conn.execute(
             update(sms_messages).where(sms_messages.c.id == message_id).values(**values)
         )
-        if receipt.status in (SmsStatus.FAILED, SmsStatus.UNDELIVERED) and row.credits_charged:
+        # Failed: nobody sent it, so it costs nothing. Undelivered was sent (and billed).
+        if receipt.status is SmsStatus.FAILED and row.credits_charged:
             balance = await change_credits(
                 tx.conn,
                 row.organisation_id,
@@ -315,8 +367,6 @@ async def handle_callback(
             raise CallbackRefused("the report names no message")
     if row is None:
         raise CallbackRefused("no such message")
-    if row.provider is not None and row.provider != provider_name:
-        raise CallbackRefused("the message was sent through another provider")
     if (
         report.provider_message_id is not None
         and row.provider_message_id is not None
@@ -331,4 +381,10 @@ async def handle_callback(
             error_code=code,
             error_message=ERROR_MESSAGES.get(code, ERROR_MESSAGES[SmsError.PROVIDER_ERROR]),
         )
-    return await update_status(showme, row.id, receipt, provider=provider_name)
+    if report.receipt.error_message:
+        log.info(
+            "sms delivery report words",
+            provider=provider_name,
+            detail=report.receipt.error_message[:200],
+        )
+    return await update_status(showme, row.id, receipt, reported_by=provider_name)

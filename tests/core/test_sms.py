@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from showme_core import sms_templates, tokens
 from showme_core.app import ShowMe
-from showme_core.providers import SmsReceipt, SmsStatus
+from showme_core.providers import SmsNotSent, SmsReceipt, SmsStatus
 from showme_core.sms import update_status
 from showme_core.store.schema import credit_entries
 from showme_core.testing import ProviderPlugin, RecordingSmsProvider, Tenant
@@ -133,7 +133,7 @@ async def test_provider_error_moves_to_the_next_provider(make_tenant: Any) -> No
 
 async def test_all_providers_failing_refunds(make_tenant: Any) -> None:
     tenant = await make_tenant(sms_providers=["primary", "missing"], initial_credits=2)
-    primary.answers["+32470000007"] = TimeoutError()
+    primary.answers["+32470000007"] = SmsNotSent("connection refused")
     answer = await tenant.client.post("/api/v1/invites", json={"phone": "+32470000007"})
     invite = await wait_for_status(tenant, answer.json()["id"], "failed")
     assert invite["sms"]["error_code"] == "provider_unavailable"
@@ -150,3 +150,16 @@ async def test_status_never_moves_backwards(tenant: Tenant, showme: ShowMe) -> N
     assert not await update_status(showme, sms_id, SmsReceipt(SmsStatus.DELIVERED))
     final = (await tenant.client.get(f"/api/v1/invites/{invite['id']}")).json()
     assert final["sms"]["status"] == "delivered"
+
+
+async def test_an_unclear_end_is_not_a_failure_and_costs_the_credit(make_tenant: Any) -> None:
+    tenant = await make_tenant(sms_providers=["primary"], initial_credits=2)
+    primary.answers["+32470000005"] = TimeoutError()  # the provider may have sent it
+    answer = await tenant.client.post("/api/v1/invites", json={"phone": "+32470000005"})
+    for _ in range(300):
+        sms = (await tenant.client.get(f"/api/v1/invites/{answer.json()['id']}")).json()["sms"]
+        if sms["error_code"]:
+            break
+        await asyncio.sleep(0.02)
+    assert (sms["status"], sms["error_code"]) == ("queued", "outcome_unknown")
+    assert await credits(tenant) == 1

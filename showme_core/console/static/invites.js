@@ -141,9 +141,14 @@ export class InviteTable {
 const INVITE_RANK = { pending: 0, opened: 1, expired: 2, ended: 3 };
 const SMS_RANK = { queued: 0, sent: 1, delivered: 2, undelivered: 2, failed: 2 };
 
+// The invite's current message: after a resend the newer message wins whatever its status, and
+// a late report about the older one changes nothing; for one message, statuses only go forward.
 function laterSms(known, incoming) {
   if (!known) return incoming ?? null;
   if (!incoming) return known;
+  if (incoming.id !== known.id) {
+    return instant(incoming.created_at) >= instant(known.created_at) ? incoming : known;
+  }
   return (SMS_RANK[incoming.status] ?? 0) >= (SMS_RANK[known.status] ?? 0) ? incoming : known;
 }
 
@@ -196,7 +201,8 @@ function fillRow(row, invite, now, { canHold, selected }) {
     tried.length ? `Tried: ${tried.map((a) => `${a.provider} (${a.outcome.replaceAll("_", " ")})`).join(", ")}` : "",
   );
   const resend = row.querySelector(".invite-resend");
-  resend.hidden = !(sms && ["failed", "undelivered"].includes(sms.status) && LIVE.has(status));
+  const unclear = sms?.error_code === "outcome_unknown" && sms.status === "queued";
+  resend.hidden = !(sms && (["failed", "undelivered"].includes(sms.status) || unclear) && status === "pending");
   resend.setAttribute("aria-label", `Resend the link to ${invite.phone}`);
   setText(row.querySelector(".invite-opened"), clock(invite.opened_at));
   setText(row.querySelector(".invite-time-left"), timeLeft(invite, now));
