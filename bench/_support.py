@@ -109,6 +109,26 @@ def showme_server(**env_overrides: str) -> Iterator[Server]:
                 process.wait(timeout=10)
 
 
+BENCH_EMAIL = "bench@bench.test"
+BENCH_PASSWORD = "a long bench password"  # noqa: S105 - a throwaway account of a throwaway server
+
+
+def add_dispatcher(server: Server) -> None:
+    """A signed-in console needs a user: ``BENCH_EMAIL`` with ``BENCH_PASSWORD``."""
+    server.cli(
+        "user",
+        "create",
+        "--org",
+        "bench",
+        "--email",
+        BENCH_EMAIL,
+        "--name",
+        "Bench",
+        "--password-stdin",
+        stdin=BENCH_PASSWORD + "\n",
+    )
+
+
 def percentile(values: list[float], p: float) -> float:
     """Nearest-rank percentile (p in 0..100)."""
     ordered = sorted(values)

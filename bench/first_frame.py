@@ -23,12 +23,10 @@ from pathlib import Path
 
 from playwright.sync_api import BrowserContext, sync_playwright
 
-from bench._support import percentile, showme_server
+from bench._support import BENCH_EMAIL, BENCH_PASSWORD, add_dispatcher, percentile, showme_server
 from showme_ice_coturn import turn_credentials
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.turn import coturn
-
-PASSWORD = "a long bench password"  # noqa: S105 - a throwaway account of a throwaway server
 
 WATCH = """() => {
   window.firstFrame = {};
@@ -131,25 +129,14 @@ def main() -> None:
         showme_server(**turn.plugin_env(ttl=600, policy="relay")) as server,
         sync_playwright() as p,
     ):
-        server.cli(
-            "user",
-            "create",
-            "--org",
-            "bench",
-            "--email",
-            "bench@bench.test",
-            "--name",
-            "Bench",
-            "--password-stdin",
-            stdin=PASSWORD + "\n",
-        )
+        add_dispatcher(server)
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         console_context = browser.new_context()
         console = console_context.new_page()
         console.request.post(
             f"{server.url}/api/v1/session",
             headers={"Origin": server.url},
-            data={"email": "bench@bench.test", "password": PASSWORD},
+            data={"email": BENCH_EMAIL, "password": BENCH_PASSWORD},
         )
         console.goto(f"{server.url}/console/")
         console.wait_for_selector('#feed-state[data-state="live"]')

@@ -20,9 +20,14 @@ from pathlib import Path
 import httpx
 import websockets
 
-from bench._support import Server, showme_server, summary
-
-PASSWORD = "a long bench password"  # noqa: S105 - a throwaway account of a throwaway server
+from bench._support import (
+    BENCH_EMAIL,
+    BENCH_PASSWORD,
+    Server,
+    add_dispatcher,
+    showme_server,
+    summary,
+)
 
 
 def rss_kib(pid: int) -> int:
@@ -85,7 +90,7 @@ async def run(server: Server, pid: int, sockets: int, messages: int) -> None:
         httpx.post,
         f"{server.url}/api/v1/session",
         headers={"Origin": server.url},
-        json={"email": "bench@bench.test", "password": PASSWORD},
+        json={"email": BENCH_EMAIL, "password": BENCH_PASSWORD},
     )
     login.raise_for_status()
     cookie = "; ".join(f"{k}={v}" for k, v in login.cookies.items())
@@ -124,18 +129,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=400)
     args = parser.parse_args()
     with showme_server() as server:
-        server.cli(
-            "user",
-            "create",
-            "--org",
-            "bench",
-            "--email",
-            "bench@bench.test",
-            "--name",
-            "Bench",
-            "--password-stdin",
-            stdin=PASSWORD + "\n",
-        )
+        add_dispatcher(server)
         asyncio.run(run(server, server.pid, args.sockets, args.messages))
 
 

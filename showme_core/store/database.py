@@ -1,4 +1,4 @@
-"""The async engine and transactions, with the durability settings DESIGN.md asks for."""
+"""The async engine and transactions, with the durability an emergency service needs."""
 
 from __future__ import annotations
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, sync_playwright
@@ -43,9 +42,9 @@ def browser() -> Iterator[Browser]:
             browser.close()
 
 
-@pytest.fixture
-def psap(start_server: Any) -> LiveServer:
-    server: LiveServer = start_server()
+def psap_with(start_server: Callable[..., LiveServer], **env: str) -> LiveServer:
+    """A server with organisation "north" and its dispatcher Anna; ``env`` configures it."""
+    server = start_server(**env)
     server.cli("org", "create", "--slug", "north", "--name", "PSAP North", "--region", "BE")
     server.cli(
         "user",
@@ -60,3 +59,8 @@ def psap(start_server: Any) -> LiveServer:
         stdin=PASSWORD + "\n",
     )
     return server
+
+
+@pytest.fixture
+def psap(start_server: Callable[..., LiveServer]) -> LiveServer:
+    return psap_with(start_server)

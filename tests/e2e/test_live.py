@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from tests.conftest import LiveServer, wait_for
-from tests.e2e.conftest import PASSWORD
+from tests.e2e.conftest import psap_with
 from tests.e2e.test_send_link import PHONE_VIEWPORT, sign_in, watch_errors
 from tests.turn import TurnServer
 
@@ -55,24 +55,6 @@ RUNG_CLOCK = """() => {
   };
   poll();
 }"""
-
-
-def psap_with(start_server: Callable[..., LiveServer], **env: str) -> LiveServer:
-    server = start_server(**env)
-    server.cli("org", "create", "--slug", "north", "--name", "PSAP North", "--region", "BE")
-    server.cli(
-        "user",
-        "create",
-        "--org",
-        "north",
-        "--email",
-        "anna@north.test",
-        "--name",
-        "Anna",
-        "--password-stdin",
-        stdin=PASSWORD + "\n",
-    )
-    return server
 
 
 class Session:

@@ -1,6 +1,6 @@
 """A local fake of Twilio's Programmable Messaging API, on 127.0.0.1 and a random port.
 
-It implements what ``/work/shared/reference/tech-facts.md`` section 1 documents, independently of
+It implements what Twilio documents for its Messages API and status callbacks, independently of
 the plugin (its signature code is its own, so it is an oracle, not a mirror):
 
 - HTTP Basic auth with the account SID and auth token, or an API key and secret; anything else
