@@ -12,11 +12,23 @@ export class Outbox {
     this.list = list;
     this.empty = empty;
     this.pending = null;
+    this.again = false;
   }
 
-  // Several sms.status events often arrive together: one request answers them all.
+  // Several sms.status events often arrive together: one request answers them all. A refresh
+  // asked for while a request is on its way runs once more after it, since that request may
+  // have been answered before the message it is asked for existed.
   refresh() {
-    this.pending ??= this.load().finally(() => {
+    if (this.pending) {
+      this.again = true;
+      return this.pending;
+    }
+    this.pending = (async () => {
+      do {
+        this.again = false;
+        await this.load();
+      } while (this.again);
+    })().finally(() => {
       this.pending = null;
     });
     return this.pending;
