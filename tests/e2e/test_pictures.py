@@ -60,7 +60,16 @@ def test_a_chosen_photo_is_on_top_of_the_wall_within_two_seconds(
             FilePayload(name="IMG_0042.jpg", mimeType="image/jpeg", buffer=photo)
         )
         top = console.locator("#wall-list .wall-item").first
-        expect(top).to_be_visible(timeout=2000)
+        try:
+            expect(top).to_be_visible(timeout=2000)
+        except AssertionError as exc:
+            # What the phone and the server saw, to tell a slow upload from a lost event.
+            sent = phone.locator("#sent-pictures li").first
+            state = sent.get_attribute("data-state") if sent.count() else "no item"
+            log = psap.log_text()[-3000:]
+            raise AssertionError(
+                f"not on the wall in 2 s; phone: {state}; server log: {log}"
+            ) from exc
         on_wall = time.monotonic() - chosen
         assert on_wall <= 2.0, on_wall
 
