@@ -53,6 +53,8 @@ def test_a_chosen_photo_is_on_top_of_the_wall_within_two_seconds(
         phone = phone_context.new_page()
         phone_errors = watch_errors(phone)
         phone.goto(href)
+        # As a caller would: the controls show once the link is open (and only then listen).
+        expect(phone.locator("#actions")).to_be_visible()
         expect(phone.get_by_label("Choose a picture")).to_be_attached()
 
         chosen = time.monotonic()
