@@ -124,15 +124,7 @@ async def create_invite(
             f"Links may only be sent to numbers of {allowed}; {e164} is not one of them.",
             code="country_not_allowed",
         )
-    limits = (
-        [
-            (f"sender:{principal.actor}", showme.settings.sms_rate_per_sender, "you"),
-            (f"org:{org.id}", showme.settings.sms_rate_per_organisation, "your organisation"),
-        ]
-        if send_sms
-        else []
-    )
-    with showme.rate_limits.reserve(limits):
+    with showme.rate_limits.reserve(_sms_limits(showme, principal, org) if send_sms else []):
         return await _create(
             showme, principal, token_hash, link, e164, incident_id, language, send_sms, base_url
         )
@@ -196,7 +188,7 @@ async def _create(
                 e164,
                 invite.language,
                 link,
-                callback_base=f"{showme.settings.public_url or base_url}/api/v1/sms/callbacks",
+                callback_base=_callback_base(showme, base_url),
             )
         await tx.event(org.id, "invite.created", {"invite": invite.to_json(sms_row)}, invite.id)
     if outgoing is not None:
@@ -283,11 +275,7 @@ async def resend_invite(
     _resendable(found, org)
     token, token_hash = tokens.mint()
     link = tokens.link_for(base_url, token)
-    limits = [
-        (f"sender:{principal.actor}", showme.settings.sms_rate_per_sender, "you"),
-        (f"org:{org.id}", showme.settings.sms_rate_per_organisation, "your organisation"),
-    ]
-    with showme.rate_limits.reserve(limits):
+    with showme.rate_limits.reserve(_sms_limits(showme, principal, org)):
         async with showme.transaction() as tx:
             invite = await get_invite(tx.conn, org.id, invite_id, for_update=True)
             _resendable(invite, org)
@@ -308,13 +296,27 @@ async def resend_invite(
                 invite.phone,
                 invite.language,
                 link,
-                callback_base=f"{showme.settings.public_url or base_url}/api/v1/sms/callbacks",
+                callback_base=_callback_base(showme, base_url),
             )
             await tx.event(org.id, "invite.resent", {"invite": invite.to_json(sms_row)}, invite.id)
     showme.spawn(
         sms.deliver(showme, outgoing, org.sms_providers, org.sms_on_unclear), name="sms-deliver"
     )
     return invite, link, sms_row
+
+
+def _sms_limits(
+    showme: ShowMe, principal: Principal, org: Organisation
+) -> list[tuple[str, list[tuple[int, float]], str]]:
+    """The rate limits an SMS link counts against: its sender's and its organisation's."""
+    return [
+        (f"sender:{principal.actor}", showme.settings.sms_rate_per_sender, "you"),
+        (f"org:{org.id}", showme.settings.sms_rate_per_organisation, "your organisation"),
+    ]
+
+
+def _callback_base(showme: ShowMe, base_url: str) -> str:
+    return f"{showme.settings.public_url or base_url}/api/v1/sms/callbacks"
 
 
 def _resendable(invite: Invite, org: Organisation) -> None:

@@ -13,6 +13,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from showme_core import invites
 from showme_core.errors import ShowMeError
+from showme_core.organisations import get_organisation
 from showme_core.signaling import (
     HELLO_TIMEOUT_SECONDS,
     MAX_MESSAGE_BYTES,
@@ -122,7 +123,7 @@ async def _admit(ws: WebSocket, hello: dict[str, Any]) -> tuple[Peer, Any]:
                 raise bad_message("a caller's hello needs its link token and a device id")
             async with showme.db.read() as db:
                 invite = await invites.invite_for_token(db, token)
-                org = await _organisation(db, invite.organisation_id)
+                org = await get_organisation(db, invite.organisation_id)
             ws.scope.setdefault("state", {})["showme_video"] = {
                 "audio": org.video_audio,
                 "facing": org.video_facing,
@@ -160,12 +161,6 @@ async def _admit(ws: WebSocket, hello: dict[str, Any]) -> tuple[Peer, Any]:
         raise Refusal(close_code, exc.code, exc.message) from exc
     room = showme.hub.room_for(invite.organisation_id, invite.id, invite.expires_at)
     return peer, room
-
-
-async def _organisation(db: Any, organisation_id: str) -> Any:
-    from showme_core.organisations import get_organisation
-
-    return await get_organisation(db, organisation_id)
 
 
 async def _refuse(ws: WebSocket, refusal: Refusal) -> None:
