@@ -286,6 +286,8 @@ def test_a_caller_sends_pictures_retries_and_is_told_why_one_was_refused(
         errors = watch_errors(page)
         page.route("**/api/v1/caller/media", stand_in)
         page.goto(link)
+        # The controls show (and listen) once the link is open, as a caller sees them.
+        expect(page.locator("#actions")).to_be_visible()
         take = page.get_by_label("Take a picture")
         choose = page.get_by_label("Choose a picture")
         expect(take).to_have_attribute("capture", "environment")
