@@ -1,65 +1,47 @@
-"""The caller page's first load: every file it fetches, as transferred (gzip), from one origin.
+"""The caller page as a phone transfers it (gzip bodies, headers excluded), from one origin.
 
-It starts from ``/c/``, follows every ``src``/``href`` of the page and every static ``import`` of
-its modules, plus the language file, and sums the compressed bodies (headers excluded).
-Budget: 20 KB.
+Starts from ``/c/``, follows every ``src``/``href`` of the page and every static ``import`` of its
+modules, plus the language file (the first load), then also the modules the page loads once the
+link is open (everything to stream and snap). The budgets are the ones the test enforces, read
+from ``citizen_app``.
 
 Run: .venv/bin/python -m bench.caller_page
 """
 
 from __future__ import annotations
 
-import re
+import asyncio
 
 import httpx
 
 from bench._support import showme_server
-
-# Modules a script loads later with import(): any "./name.js" it mentions.
-DYNAMIC = re.compile(r"""["'`](\./[\w-]+\.js)["'`?$]""")
-IMPORTS = re.compile(
-    r"""(?:import|export)\s[^'"]*?from\s*["']([^"']+)["']|import\s*["']([^"']+)["']"""
-)
+from citizen_app import FIRST_LOAD_BUDGET, PAGE_BUDGET
+from tests.caller_page import transferred
 
 
-def load(client: httpx.Client, start: list[str], follow_dynamic: bool) -> dict[str, int]:
-    """Bytes transferred (gzip) for ``start`` and every module they import."""
-    gzip = {"Accept-Encoding": "gzip"}
-    sizes: dict[str, int] = {}
-    queue = list(start)
-    while queue:
-        path = queue.pop(0)
-        if path in sizes:
-            continue
-        answer = client.get(path, headers=gzip)
-        answer.raise_for_status()
-        sizes[path] = answer.num_bytes_downloaded
-        if path == "/c/":
-            queue += re.findall(r'(?:src|href)="(/[^"]+)"', answer.text)
-        if path.endswith(".js"):
-            found = [a or b for a, b in IMPORTS.findall(answer.text)]
-            if follow_dynamic:
-                found += DYNAMIC.findall(answer.text)
-            base = path.rsplit("/", 1)[0]
-            queue += [t if t.startswith("/") else f"{base}/{t.removeprefix('./')}" for t in found]
-    return sizes
-
-
-def main() -> None:
-    with showme_server() as server, httpx.Client(base_url=server.url) as client:
+async def measure(url: str) -> None:
+    async with httpx.AsyncClient(base_url=url) as client:
         for language in ("en", "fr"):
-            first = load(client, ["/c/", f"/c/i18n/{language}.json"], follow_dynamic=False)
-            everything = load(client, ["/c/", f"/c/i18n/{language}.json"], follow_dynamic=True)
+            first = await transferred(client, language, everything=False)
+            everything = await transferred(client, language, everything=True)
             if language == "en":
                 for path, size in everything.items():
                     lazy = "" if path in first else "  (loaded once the link is open)"
                     print(f"  {path:<22} {size:>6} B{lazy}")
-            for name, sizes in (("first load", first), ("all to stream and snap", everything)):
+            for name, sizes, budget in (
+                ("first load", first, FIRST_LOAD_BUDGET),
+                ("everything to stream and snap", everything, PAGE_BUDGET),
+            ):
                 total = sum(sizes.values())
                 print(
                     f"caller page, {name} ({language}): {total} B gzip ({total / 1024:.1f} KB), "
-                    f"{len(sizes)} requests, budget 20 KB"
+                    f"{len(sizes)} requests, budget {budget / 1024:.0f} KB"
                 )
+
+
+def main() -> None:
+    with showme_server() as server:
+        asyncio.run(measure(server.url))
 
 
 if __name__ == "__main__":

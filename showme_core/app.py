@@ -15,12 +15,12 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.applications import Starlette
 from starlette.middleware.gzip import GZipMiddleware
-from starlette.requests import Request
 
 from showme_core.accounts import Passwords
 from showme_core.auth import SessionCookies
 from showme_core.config import Settings, load_settings
 from showme_core.defaults import DEFAULT_PLUGINS
+from showme_core.errors import NotConfigured
 from showme_core.events import Event, LocalBus, append_event
 from showme_core.logs import configure_logging
 from showme_core.media import UploadGate
@@ -133,10 +133,16 @@ class ShowMe:
                 break
             await asyncio.wait(set(self._tasks), timeout=remaining)
 
-    def base_url(self, request: Request) -> str:
-        """Where callers reach this service: ``public_url`` when set, else what the request says
-        (which honours X-Forwarded-* only from trusted proxies, see ``showme serve``)."""
-        return self.settings.public_url or str(request.base_url).rstrip("/")
+    def public_base(self) -> str:
+        """Where callers and SMS providers reach this service: ``public_url``, and never what a
+        request says its host is (anyone could make the PSAP text a link to another domain)."""
+        if self.settings.public_url is None:
+            raise NotConfigured(
+                "ShowMe cannot make caller links: its public_url is not set. Ask the operator to "
+                "set it to the address callers reach.",
+                code="public_url_not_set",
+            )
+        return self.settings.public_url
 
     async def start(self) -> None:
         from showme_core.media import retention_loop

@@ -221,6 +221,31 @@ def cmd_apikey_create(args: argparse.Namespace) -> int:
     return _run(run, args)
 
 
+def cmd_apikey_revoke(args: argparse.Namespace) -> int:
+    from showme_core import audit
+    from showme_core.accounts import revoke_api_key
+    from showme_core.organisations import find_organisation
+
+    async def run(showme: Any) -> int:
+        async with showme.transaction() as tx:
+            org = await find_organisation(tx.conn, args.org)
+            if not await revoke_api_key(tx.conn, org.id, args.key_id):
+                raise CliError(f"{org.slug} has no API key {args.key_id}")
+            await audit.record(
+                tx.conn,
+                organisation_id=org.id,
+                actor="cli",
+                action="api_key.revoke",
+                subject=args.key_id,
+            )
+        # Requests with it are refused at once; its open event feeds end within
+        # feed_recheck_seconds, on every instance.
+        print(f"API key {args.key_id} of {org.slug} revoked")
+        return 0
+
+    return _run(run, args)
+
+
 def cmd_credits_add(args: argparse.Namespace) -> int:
     from showme_core.organisations import change_credits, find_organisation
 
@@ -394,6 +419,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--scope", action="append", help="invites:write, invites:read, events:read (default: all)"
     )
     apikey_create.set_defaults(func=cmd_apikey_create)
+    apikey_revoke = apikey.add_parser("revoke", help="revoke a key at once")
+    apikey_revoke.add_argument("--org", required=True, help="organisation slug")
+    apikey_revoke.add_argument("key_id", help="the key's id, as 'apikey create' printed it")
+    apikey_revoke.set_defaults(func=cmd_apikey_revoke)
 
     credits = sub.add_parser("credits", help="SMS credits").add_subparsers(
         dest="credits_command", required=True, metavar="ACTION"

@@ -72,9 +72,42 @@ class Settings(BaseModel):
     sms_rate_per_organisation: list[tuple[int, float]] = Field(
         default_factory=lambda: [(60, 60.0), (600, 3600.0)]
     )
-    # Uploads being received or decoded at once: per caller, and in all (each holds its bytes).
+    # Uploads being received or decoded at once: per caller, per organisation, and in all.
     max_uploads_per_invite: int = Field(default=2, ge=1)
+    max_uploads_per_organisation: int = Field(default=8, ge=1)
     max_uploads_in_flight: int = Field(default=32, ge=1)
+    # Pixels being decoded at once in this instance (memory follows pixels, docs/media.md).
+    max_decoding_pixels: int = Field(default=100_000_000, ge=1)
+    # Stored media bytes without a committed row (a crash between the write and the commit) are
+    # removed at start-up and by the retention sweep once they are this old.
+    orphan_grace_seconds: float = Field(default=600.0, ge=0)
+    # Invites (with or without an SMS) per sender and per organisation: (count, seconds) windows.
+    invite_rate_per_sender: list[tuple[int, float]] = Field(
+        default_factory=lambda: [(30, 60.0), (300, 3600.0)]
+    )
+    invite_rate_per_organisation: list[tuple[int, float]] = Field(
+        default_factory=lambda: [(120, 60.0), (1200, 3600.0)]
+    )
+    # Event feeds open at once per credential (API key or signed-in user) and per organisation,
+    # and how often an open feed's credentials are checked again (revocation, expiry).
+    max_feeds_per_credential: int = Field(default=8, ge=1)
+    max_feeds_per_organisation: int = Field(default=200, ge=1)
+    feed_recheck_seconds: float = Field(default=10.0, gt=0)
+    # The HTTP layer (docs/operations.md, "Limits"): request heads, bodies, idle connections.
+    max_header_bytes: int = Field(default=32 * 1024, ge=4096)
+    header_timeout_seconds: float = Field(default=15.0, gt=0)
+    idle_timeout_seconds: float = Field(default=20.0, gt=0)
+    body_timeout_seconds: float = Field(default=300.0, gt=0)
+    body_grace_seconds: float = Field(default=10.0, ge=0)
+    body_min_bytes_per_second: int = Field(default=1024, ge=0)
+    max_connections: int = Field(default=10_000, ge=1)
+    # Host names (with :port when not the scheme's default) requests may carry besides
+    # public_url's own; "*" accepts any.
+    allowed_hosts: list[str] = Field(default_factory=list)
+    # Prometheus metrics: on a listener of their own ("127.0.0.1:9100"; /metrics on the main port
+    # then answers 404), and/or behind a bearer token.
+    metrics_listen: str | None = None
+    metrics_token: str | None = None
     # Threads decoding pictures; 0 means one per CPU core.
     image_workers: int = Field(default=0, ge=0)
     # How often each instance looks for media past its retention period; 0 turns the sweep off.
@@ -132,7 +165,7 @@ def resolve_references(value: Any) -> Any:
     return value
 
 
-_LIST_FIELDS = {"trusted_proxies", "secret_keys", "plugins"}
+_LIST_FIELDS = {"trusted_proxies", "secret_keys", "plugins", "allowed_hosts"}
 _JSON_FIELDS = {"plugin_settings"}
 
 

@@ -54,9 +54,31 @@ class InsufficientCredits(ShowMeError):
     code = "insufficient_credits"
 
 
+class NotConfigured(ShowMeError):
+    """The service lacks a setting this request needs; the message says which."""
+
+    status = 503
+    code = "not_configured"
+
+
 class TooBusy(ShowMeError):
     """Refused under load; the client may retry after ``retry_after`` seconds."""
 
     status = 429
     code = "too_many_requests"
     retry_after = 2
+
+
+class RequestTooSlow(ShowMeError):
+    """The request's body did not arrive in time (docs/operations.md, "Limits")."""
+
+    status = 408
+    code = "request_too_slow"
+
+
+class ClientGone(ShowMeError):
+    """The client hung up before its request was read; nobody is left to answer (logged as 499,
+    as proxies do, never as a server error)."""
+
+    status = 499
+    code = "client_disconnected"

@@ -99,11 +99,11 @@ async def create_invite(
     incident_id: str | None,
     language: str | None,
     send_sms: bool,
-    base_url: str,
 ) -> tuple[Invite, str, dict[str, Any] | None]:
     """Create an invite (and queue its SMS). Returns the invite, its link and its SMS row.
 
     Everything happens in one transaction: a refusal (bad number, no credits) changes nothing.
+    The link is built from ``public_url`` only, never from what a request says its host is.
     """
     if incident_id is not None:
         incident_id = incident_id.strip() or None
@@ -113,6 +113,7 @@ async def create_invite(
         raise InvalidInput(
             f"language must be one of {', '.join(LANGUAGES)}", code="unsupported_language"
         )
+    base_url = showme.public_base()
     token, token_hash = tokens.mint()
     link = tokens.link_for(base_url, token)
     async with showme.db.read() as db:
@@ -124,7 +125,10 @@ async def create_invite(
             f"Links may only be sent to numbers of {allowed}; {e164} is not one of them.",
             code="country_not_allowed",
         )
-    with showme.rate_limits.reserve(_sms_limits(showme, principal, org) if send_sms else []):
+    limits = _invite_limits(showme, principal, org)
+    if send_sms:
+        limits += _sms_limits(showme, principal, org)
+    with showme.rate_limits.reserve(limits):
         return await _create(
             showme, principal, token_hash, link, e164, incident_id, language, send_sms, base_url
         )
@@ -188,7 +192,7 @@ async def _create(
                 e164,
                 invite.language,
                 link,
-                callback_base=_callback_base(showme, base_url),
+                callback_base=_callback_base(base_url),
             )
         await tx.event(org.id, "invite.created", {"invite": invite.to_json(sms_row)}, invite.id)
     if outgoing is not None:
@@ -265,7 +269,7 @@ async def end_invite(showme: ShowMe, principal: Principal, invite_id: str) -> In
 
 
 async def resend_invite(
-    showme: ShowMe, principal: Principal, invite_id: str, base_url: str
+    showme: ShowMe, principal: Principal, invite_id: str
 ) -> tuple[Invite, str, dict[str, Any] | None]:
     """A new link for a live invite, sent by SMS; the previous link stops working. Charged and
     rate-limited like the first."""
@@ -273,6 +277,7 @@ async def resend_invite(
         org = await get_organisation(db, principal.organisation_id)
         found = await get_invite(db, principal.organisation_id, invite_id)
     _resendable(found, org)
+    base_url = showme.public_base()
     token, token_hash = tokens.mint()
     link = tokens.link_for(base_url, token)
     with showme.rate_limits.reserve(_sms_limits(showme, principal, org)):
@@ -296,7 +301,7 @@ async def resend_invite(
                 invite.phone,
                 invite.language,
                 link,
-                callback_base=_callback_base(showme, base_url),
+                callback_base=_callback_base(base_url),
             )
             await tx.event(org.id, "invite.resent", {"invite": invite.to_json(sms_row)}, invite.id)
     showme.spawn(
@@ -307,16 +312,36 @@ async def resend_invite(
 
 def _sms_limits(
     showme: ShowMe, principal: Principal, org: Organisation
-) -> list[tuple[str, list[tuple[int, float]], str]]:
+) -> list[tuple[str, list[tuple[int, float]], str, str]]:
     """The rate limits an SMS link counts against: its sender's and its organisation's."""
     return [
-        (f"sender:{principal.actor}", showme.settings.sms_rate_per_sender, "you"),
-        (f"org:{org.id}", showme.settings.sms_rate_per_organisation, "your organisation"),
+        (f"sender:{principal.actor}", showme.settings.sms_rate_per_sender, "SMS links", "you"),
+        (
+            f"org:{org.id}",
+            showme.settings.sms_rate_per_organisation,
+            "SMS links",
+            "your organisation",
+        ),
     ]
 
 
-def _callback_base(showme: ShowMe, base_url: str) -> str:
-    return f"{showme.settings.public_url or base_url}/api/v1/sms/callbacks"
+def _invite_limits(
+    showme: ShowMe, principal: Principal, org: Organisation
+) -> list[tuple[str, list[tuple[int, float]], str, str]]:
+    """Every invite counts, with or without an SMS: each one opens upload slots and a room."""
+    return [
+        (f"invites:{principal.actor}", showme.settings.invite_rate_per_sender, "invites", "you"),
+        (
+            f"invites-org:{org.id}",
+            showme.settings.invite_rate_per_organisation,
+            "invites",
+            "your organisation",
+        ),
+    ]
+
+
+def _callback_base(base_url: str) -> str:
+    return f"{base_url}/api/v1/sms/callbacks"
 
 
 def _resendable(invite: Invite, org: Organisation) -> None:

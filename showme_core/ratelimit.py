@@ -1,4 +1,4 @@
-"""Sliding-window rate limits kept in the instance's memory (abuse control for SMS).
+"""Sliding-window rate limits kept in the instance's memory (abuse control for invites and SMS).
 
 Each key (a dispatcher, an API key, an organisation) has its own windows, e.g. 10 per minute and
 60 per hour. A slot is reserved before the work and released if the work is refused for another
@@ -23,13 +23,13 @@ class RateLimiter:
 
     @contextmanager
     def reserve(
-        self, checks: Sequence[tuple[str, Sequence[tuple[int, float]], str]]
+        self, checks: Sequence[tuple[str, Sequence[tuple[int, float]], str, str]]
     ) -> Iterator[None]:
-        """Take one slot under every ``(key, [(count, seconds), ...], what)`` or raise
-        :class:`TooBusy` naming ``what`` and when to retry; the slots are given back if the
-        block raises."""
+        """Take one slot under every ``(key, [(count, seconds), ...], what, who)`` or raise
+        :class:`TooBusy` saying too many ``what`` by ``who`` and when to retry; the slots are
+        given back if the block raises."""
         now = self._clock()
-        for key, limits, what in checks:
+        for key, limits, what, who in checks:
             hits = self._hits.get(key, deque())
             longest = max((seconds for _count, seconds in limits), default=0)
             while hits and hits[0] <= now - longest:
@@ -39,14 +39,14 @@ class RateLimiter:
                 if len(recent) >= count:
                     retry = max(1, int(recent[-count] + seconds - now) + 1)
                     error = TooBusy(
-                        f"Too many SMS links sent by {what} ({count} per "
+                        f"Too many {what} sent by {who} ({count} per "
                         f"{_span(seconds)}); try again in {retry} s.",
                         code="rate_limited",
                     )
                     error.retry_after = retry
                     raise error
         taken: list[tuple[str, float]] = []
-        for key, _limits, _what in checks:
+        for key, _limits, _what, _who in checks:
             self._hits.setdefault(key, deque()).append(now)
             taken.append((key, now))
         try:

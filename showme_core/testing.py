@@ -132,6 +132,8 @@ def settings_for_tests(data_dir: Path, database_url: str, **overrides: Any) -> S
         "secret_keys": ["test-secret-key"],
         "log_file": data_dir / "showme.log",
         "sse_heartbeat_seconds": 1.0,
+        # Links are built from public_url only; the in-process clients call this origin.
+        "public_url": TEST_ORIGIN,
         # Tests purge explicitly (media.purge_expired) rather than racing a background sweep.
         "retention_sweep_seconds": 0,
         **overrides,

@@ -24,7 +24,6 @@ async def create_invite(request: Request) -> Response:
         incident_id=body.incident_id,
         language=body.language,
         send_sms=body.send_sms,
-        base_url=showme.base_url(request),
     )
     payload = invite.to_json(sms_row)
     payload["link"] = link  # shown here once; the store keeps only the token's hash
@@ -77,7 +76,7 @@ async def resend_invite(request: Request) -> Response:
     principal = await require_principal(request, "invites:write")
     showme = showme_of(request)
     invite, link, sms_row = await invites.resend_invite(
-        showme, principal, request.path_params["invite_id"], showme.base_url(request)
+        showme, principal, request.path_params["invite_id"]
     )
     payload = invite.to_json(sms_row)
     payload["link"] = link

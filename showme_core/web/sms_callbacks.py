@@ -40,7 +40,7 @@ async def sms_callback(request: Request) -> Response:
     )
     # The URL the provider called, as it called it: signatures (Twilio's) cover it, and behind a
     # TLS proxy the request's own URL is the internal one.
-    base = showme.settings.public_url or str(request.base_url).rstrip("/")
+    base = showme.public_base()
     url = base + request.url.path + (f"?{request.url.query}" if request.url.query else "")
     callback = SmsCallback(
         method=request.method,

@@ -240,10 +240,9 @@ async def test_malformed_messages_close_the_sender(
     await desk.close()
 
 
-async def test_a_console_connects_without_a_public_url(start_server: Any) -> None:
+async def test_a_console_page_on_http_opens_its_ws_socket(live: LiveServer) -> None:
     """The socket's own URL says ws://; the console page's Origin says http://: the same site."""
-    server: LiveServer = start_server(SHOWME_PUBLIC_URL="")
-    north = Psap(server, "north")
+    north = Psap(live, "north")
     invite_id, _token = north.invite()
     desk = await console(north, invite_id)
     assert (await receive(desk))["type"] == "welcome"
