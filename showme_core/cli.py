@@ -61,10 +61,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from showme_core.app import create_app
     from showme_core.store.migrate import migrate
+    from showme_core.web.server import serve
 
     overrides: dict[str, Any] = {"host": args.host, "port": args.port}
     settings = load_settings(
@@ -74,30 +72,47 @@ def cmd_serve(args: argparse.Namespace) -> int:
         **overrides,
     )
     if args.demo:
+        settings = _demo_settings(settings)
         migrate(settings.effective_database_url)
         login = asyncio.run(_ensure_demo(settings))
-        base = settings.public_url or f"http://{settings.host}:{settings.port}"
         print(
-            f"\nShowMe is starting.\n  Console:  {base}/console/\n"
+            f"\nShowMe is starting.\n  Console:  {settings.public_url}/console/\n"
             f"  Sign in:  {login[0]}\n  Password: {login[1]}\n",
             flush=True,
         )
-    app = create_app(settings)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        proxy_headers=bool(settings.trusted_proxies),
-        forwarded_allow_ips=",".join(settings.trusted_proxies) or None,
-        timeout_graceful_shutdown=3,
-        # Signaling messages are at most 64 KB (docs/live.md); refuse bigger frames early.
-        ws_max_size=128 * 1024,
-        ws_ping_interval=20,
-        ws_ping_timeout=20,
-    )
+    make_private(settings)
+    serve(settings)
     return 0
+
+
+def _demo_settings(settings: Settings) -> Settings:
+    """The demo answers where it listens: links and the Host check follow ``host`` and ``port``
+    unless ``public_url`` says otherwise."""
+    if settings.public_url is not None:
+        return settings
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    hosts = [*settings.allowed_hosts]
+    if settings.host in ("127.0.0.1", "::1"):
+        hosts.append(f"localhost:{settings.port}")
+    return settings.model_copy(
+        update={"public_url": f"http://{host}:{settings.port}", "allowed_hosts": hosts}
+    )
+
+
+def make_private(settings: Settings) -> None:
+    """The data directory and the files in it are the operator's alone: callers' pictures, the
+    database (phone numbers, audit) and the logs. New files are private by the process umask
+    (set in :func:`main`); this tightens what an earlier version created."""
+    data_dir = settings.data_dir
+    if data_dir.is_dir():
+        data_dir.chmod(0o700)
+    database = settings.effective_database_url.removeprefix("sqlite+aiosqlite:///")
+    candidates = [Path(database + suffix) for suffix in ("", "-wal", "-shm", "-journal")]
+    if settings.log_file is not None:
+        candidates.append(settings.log_file)
+    for path in candidates:
+        if path.is_file() and path.stat().st_mode & 0o077:
+            path.chmod(0o600)
 
 
 async def _ensure_demo(settings: Settings) -> tuple[str, str]:
@@ -450,6 +465,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Everything ShowMe writes (database, its WAL, media, logs, the demo login) is private.
+    os.umask(0o077)
     args = build_parser().parse_args(argv)
     try:
         result: int = args.func(args)

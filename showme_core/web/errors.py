@@ -6,10 +6,10 @@ from typing import Any
 
 import structlog
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
-from showme_core.errors import ShowMeError
+from showme_core.errors import ClientGone, ShowMeError
 
 log = structlog.get_logger("showme.http")
 
@@ -46,7 +46,18 @@ async def _showme_error(request: Request, exc: Exception) -> Response:
     response = error_response(request, exc.status, exc.code, exc.message, **exc.details)
     if exc.retry_after is not None:
         response.headers["Retry-After"] = str(exc.retry_after)
+    if exc.status == 408:
+        # The rest of the body is not read: the connection cannot carry another request.
+        response.headers["Connection"] = "close"
     return response
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """The client hung up mid-request (a phone losing its network during an upload): that is
+    what the log says, with 499 as proxies write it, and no answer is sent to nobody."""
+    log.info("client disconnected", path=request.url.path)
+    gone = ClientGone("The client disconnected before its request was read.")
+    return error_response(request, gone.status, gone.code, gone.message)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -67,6 +78,8 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {
+    ClientDisconnect: _client_gone,
+    ClientGone: _client_gone,
     ShowMeError: _showme_error,
     HTTPException: _http_error,
     Exception: _unexpected,

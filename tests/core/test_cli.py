@@ -5,10 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from showme_core.cli import build_parser, main
+from tests.pictures import jpeg, scene
 
 
 def run(tmp_path: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -159,3 +162,55 @@ def test_check_gives_a_verdict_per_provider(tmp_path: Path) -> None:
         assert unreachable.returncode == 1 and "clickatell: FAILED" in unreachable.stdout
     finally:
         fake.stop()
+
+
+def test_files_at_rest_are_private(start_server: Any) -> None:
+    """The database, its WAL, the media and the log are the operator's alone (0600, folders
+    0700), as is a database an earlier version left readable by everyone."""
+    server = start_server()
+    caller_link = _made_link(server)
+    picture = httpx.post(
+        f"{server.url}/api/v1/caller/media",
+        headers={"X-ShowMe-Link": caller_link},
+        files={"picture": ("p.jpg", jpeg(scene(64, 48)), "image/jpeg")},
+        timeout=30,
+    )
+    assert picture.status_code == 201, picture.text
+    data_dir = server.data_dir
+    ours = [
+        path
+        for path in data_dir.rglob("*")
+        if path.name != "stdout.log"  # the test harness's own capture, not ShowMe's
+    ]
+    names = {path.name for path in ours}
+    assert {"showme.db", "showme.db-wal", "server.log", "media"} <= names, names
+    assert any(path.suffix == ".jpg" for path in ours)
+    for path in [data_dir, *ours]:
+        mode = path.stat().st_mode & 0o777
+        assert mode & 0o077 == 0, f"{path.relative_to(data_dir.parent)} is {oct(mode)}"
+
+
+def test_serve_tightens_what_an_earlier_version_left_open(tmp_path: Path) -> None:
+    assert run(tmp_path, "migrate").returncode == 0
+    database = tmp_path / "showme.db"
+    database.chmod(0o644)
+    tmp_path.chmod(0o755)
+    from showme_core.cli import make_private
+    from showme_core.config import load_settings
+
+    make_private(load_settings(environ={"SHOWME_DATA_DIR": str(tmp_path)}))
+    assert database.stat().st_mode & 0o777 == 0o600
+    assert tmp_path.stat().st_mode & 0o777 == 0o700
+
+
+def _made_link(server: Any) -> str:
+    server.cli("org", "create", "--slug", "north", "--name", "North", "--region", "BE")
+    key = server.cli("apikey", "create", "--org", "north", "--name", "CAD").split()[-1]
+    created = httpx.post(
+        f"{server.url}/api/v1/invites",
+        headers={"Authorization": f"Bearer {key}"},
+        json={"phone": "+32470123456", "send_sms": False},
+        timeout=30,
+    )
+    assert created.status_code == 201, created.text
+    return str(created.json()["link"].split("#", 1)[1])
