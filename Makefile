@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench system-deps services clean
+.PHONY: run test lint bench fuzz system-deps services clean
 
 $(STAMP): pyproject.toml tests/external/showme-sms-pigeon/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.upload_latency
 	$(BIN)/python -m bench.first_frame
 	$(BIN)/python -m bench.signaling
+	$(BIN)/python -m bench.feeds
+	$(BIN)/python -m bench.upload_memory
+
+## The picture fuzzer at length (make test runs 2,000 mutants; this runs 50,000).
+fuzz: $(STAMP)
+	SHOWME_FUZZ_MUTANTS=50000 $(BIN)/python -m pytest tests/core/test_picture_fuzz.py -p no:cacheprovider --timeout 3600
 
 ## Debian packages the tests drive: Chromium. Fails loudly if they cannot be installed.
 system-deps:

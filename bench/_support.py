@@ -49,6 +49,9 @@ def showme_server(**env_overrides: str) -> Iterator[Server]:
             "SHOWME_LOG_FILE": str(data_dir / "server.log"),
             "SHOWME_PUBLIC_URL": url,
             "SHOWME_SECRET_KEYS": "bench-only-key",
+            # Benchmarks measure capacity, not abuse control: one key makes thousands of invites.
+            "SHOWME_INVITE_RATE_PER_SENDER": "[[1000000, 60]]",
+            "SHOWME_INVITE_RATE_PER_ORGANISATION": "[[1000000, 60]]",
             **env_overrides,
         }
 

@@ -1,8 +1,8 @@
 // The caller's page. It must work on any phone, on a poor connection, for someone under stress:
 // few requests, no dependencies, plain words.
 //
-// Later features (pictures, video) import linkToken, callerFetch, opened, t and endWith from this
-// module and put their controls in <section id="actions">.
+// Later features (pictures, video) import linkToken, deviceId, callerFetch, opened, t and endWith
+// from this module and put their controls in <section id="actions">.
 
 const LANGUAGES = ["en", "fr", "nl", "de"];
 const STORE_KEY = "showme.link";
@@ -17,6 +17,7 @@ const FALLBACK = {
 const $ = (id) => document.getElementById(id);
 
 let token = readToken();
+let device = "";
 let texts = {};
 let language = "";
 let announceOpened;
@@ -30,11 +31,24 @@ export function linkToken() {
   return token;
 }
 
+// One id per phone, kept: one phone holds a link, others wait (docs/live.md).
+export function deviceId() {
+  const made = () => crypto.getRandomValues(new Uint32Array(4)).join("-");
+  try {
+    device ||= localStorage.getItem("showme.device") ?? "";
+    if (!/^[\w-]{8,64}$/.test(device)) localStorage.setItem("showme.device", (device = made()));
+  } catch {
+    device ||= made(); // no storage: a reload counts as another phone
+  }
+  return device;
+}
+
 // Every request on behalf of the caller proves itself with the link token, in a header: the
 // token never appears in a URL, so it reaches neither logs nor Referer headers.
 export function callerFetch(path, init = {}) {
   const headers = new Headers(init.headers);
   headers.set("X-ShowMe-Link", token);
+  headers.set("X-ShowMe-Device", deviceId());
   return fetch(path, { ...init, headers, credentials: "omit", cache: "no-store" });
 }
 

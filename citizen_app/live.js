@@ -2,8 +2,8 @@
 // /ws/signal; the caller makes every offer; when the video does not get through, a ladder sends a
 // frame every 2 s through the picture path while the stream keeps retrying.
 
-import { endWith, linkToken, opened, t } from "./caller.js";
-import { linkGone, newKey, sendFrame, uploadBlob } from "./pictures.js";
+import { deviceId, endWith, linkToken, opened, t } from "./caller.js";
+import { linkGone, sendFrame, uploadBlob } from "./pictures.js";
 
 const $ = (id) => document.getElementById(id);
 const quiet = () => {};
@@ -24,7 +24,9 @@ let lastStatus = "";
 let askIce = quiet;
 let iceAt = 0;
 let generation = 0;
-let device = "";
+// Another phone holds this link: no camera, no stills until the dispatcher allows this one.
+let waiting = false;
+let wanted = false; // "Show live video" was asked for meanwhile
 
 let live = false;
 let starting = false;
@@ -53,16 +55,6 @@ let retry = 0;
 let trouble = 0;
 let troubled = false;
 let restartedAt = 0;
-
-function deviceId() {
-  try {
-    device ||= localStorage.getItem("showme.device") ?? "";
-    if (!/^[\w-]{8,64}$/.test(device)) localStorage.setItem("showme.device", (device = newKey()));
-  } catch {
-    device ||= newKey(); // no storage: a reload counts as another phone
-  }
-  return device;
-}
 
 function remember(on) {
   try {
@@ -107,6 +99,7 @@ function connect() {
 function closed(code, reason) {
   socket = null;
   welcomed = false;
+  indicate();
   if (code === 4410) return die(/expired/.test(refusal + reason) ? "expired" : "ended");
   if (code === 4401 || code === 4404) return die("invalid");
   if (code === 4001) { // opened again, on an allowed phone or in another tab: that one goes on
@@ -117,11 +110,26 @@ function closed(code, reason) {
   }
   let wait = backoff;
   backoff = Math.min(10_000, backoff * 2);
-  if (code === 4409) {
-    problem("live_other_device"); // the dispatcher may allow this phone: keep knocking
-    wait = 5000;
-  }
+  if (code === 4409) wait = standBy(); // the dispatcher may allow this phone: keep knocking
   return setTimeout(connect, wait);
+}
+
+// Refused as another phone: never "You are live" here, and the camera waits for the seat.
+function standBy() {
+  waiting = true;
+  if (live) {
+    wanted = true;
+    stop();
+  }
+  problem("live_other_device");
+  return 5000;
+}
+
+// "You are live" only while this phone has its seat in the session.
+function indicate() {
+  const was = $("live-indicator").hidden;
+  $("live-indicator").hidden = !welcomed;
+  if (was && welcomed) $("live-on-text").textContent = t("live_on"); // a new text node: announced
 }
 
 function send(message) {
@@ -143,10 +151,13 @@ function receive(message) {
     ice = message.ice ?? ice;
     iceAt = Date.now();
     policy = message.video ?? policy;
+    waiting = false;
+    indicate();
     if (problemKey === "live_other_device") problem("");
     for (const queued of outbox.splice(0)) send(queued);
     peer = false; // a new socket: for the console, a new session
     presence(Boolean(message.peer));
+    if (wanted) start();
   } else if (type === "peer") presence(Boolean(message.present));
   else if (type === "answer") answer(message.sdp);
   else if (type === "candidate") candidate(message.candidate);
@@ -203,6 +214,11 @@ function getCamera(want, audio = false) {
 }
 
 async function start() {
+  if (waiting) {
+    wanted = true;
+    return problem("live_other_device");
+  }
+  wanted = false;
   if (live || starting || dead) return;
   if (camera === "unavailable" && !navigator.mediaDevices?.getUserMedia) {
     problem("live_no_camera");
@@ -222,8 +238,11 @@ async function start() {
   }
   starting = false;
   $("live-start").removeAttribute("aria-busy");
-  if (dead) stopAll(stream);
-  if (stream && !dead) {
+  if (dead || waiting) {
+    stopAll(stream); // refused meanwhile: the camera waits for the seat too
+    wanted = waiting;
+  }
+  if (stream && !dead && !waiting) {
     camera = "granted";
     live = true;
     stopped = false;
@@ -241,7 +260,8 @@ function showLive(on) {
   $("live-start").hidden = on;
   $("live-on").hidden = !on;
   if (on) {
-    $("live-on-text").textContent = t("live_on"); // a new text node: announced
+    $("live-indicator").hidden = true;
+    indicate();
     $("live-stop").focus();
   }
 }
@@ -372,7 +392,7 @@ function stopStills() {
 }
 
 async function still() {
-  if (stillBusy || paused || document.hidden || track?.readyState !== "live") return;
+  if (waiting || stillBusy || paused || document.hidden || track?.readyState !== "live") return;
   stillBusy = true; // one at a time: a slow upload skips ticks
   try {
     const blob = await frame(1280, 0.8);
@@ -646,8 +666,9 @@ window.showmeLive = {
   state: () => ({ rung: rung(), camera, connection: pc?.connectionState }),
 };
 
-opened.then(() => {
+opened.then((answer) => {
   $("live").hidden = false;
+  if (answer?.device === "waiting") standBy();
   $("live-preview").setAttribute("aria-label", t("live_preview"));
   $("live-start").addEventListener("click", start);
   $("live-stop").addEventListener("click", stop);

@@ -2,8 +2,7 @@
 // downscale in the browser, upload with a progress bar, and retry with one tap. A retry sends the
 // same bytes with the same Idempotency-Key, so a picture that did arrive is not stored twice.
 
-import { endWith, linkToken, opened, t } from "./caller.js";
-import { readExif } from "./exif.js";
+import { deviceId, endWith, linkToken, opened, t } from "./caller.js";
 
 const LONG_SIDE = 2048;
 const QUALITY = 0.85;
@@ -11,13 +10,15 @@ const EXIF_BYTES = 256 * 1024;
 const STALL_MS = 60_000; // no byte moved for this long: give up and offer a retry
 const FIELDS = ["lat", "lon", "accuracy_m", "captured_at"];
 const TRANSLATED = ["picture_too_large", "picture_format_not_allowed", "picture_too_many_pixels",
-  "picture_unreadable"];
+  "picture_unreadable", "another_device"];
 const BY_STATUS = { 413: "picture_too_large", 415: "picture_format_not_allowed" };
 const LINK_GONE = { link_ended: "ended", link_expired: "expired", invalid_link: "invalid" };
 
 const $ = (id) => document.getElementById(id);
 let queue = Promise.resolve(); // one picture at a time: on a weak network the first arrives sooner
 let made = 0;
+let maxBytes = 0; // the server's upload limit, once the link is open
+let exif = null; // the EXIF reader: fetched once the link is open, not in the first load
 
 // A JPEG Blob of at most LONG_SIDE px on the long side (quality 0.85, upright, white under any
 // transparency), or null when this browser cannot decode the file (HEIC outside Safari, say).
@@ -122,14 +123,19 @@ function failed(item, message, retry) {
 }
 
 async function prepare(item, file) {
+  let jpeg = false;
   try {
-    item.fields = readExif(await file.slice(0, EXIF_BYTES).arrayBuffer());
+    const head = await file.slice(0, EXIF_BYTES).arrayBuffer();
+    jpeg = new Uint8Array(head.slice(0, 3)).join() === "255,216,255";
+    if (jpeg) item.fields = (await (exif ??= import("./exif.js"))).readExif(head);
   } catch {
     // Old browsers lack Blob.arrayBuffer: the picture still goes, without the fields.
   }
   const small = await downscale(file);
-  item.blob = small ?? file;
-  item.name = small ? "picture.jpg" : file.name || "picture";
+  // This page reads a location from a JPEG only: any other original (WebP, HEIC) goes as it is
+  // when it fits, so that the server reads its location; else the smaller copy goes.
+  item.blob = small && (jpeg || file.size > maxBytes) ? small : file;
+  item.name = item.blob === small ? "picture.jpg" : file.name || "picture";
   if (small) thumbnail(item, small);
 }
 
@@ -170,6 +176,7 @@ export function uploadBlob(blob, { kind = "picture", fields = {}, key = newKey()
     xhr.withCredentials = false;
     xhr.responseType = "json";
     xhr.setRequestHeader("X-ShowMe-Link", linkToken());
+    xhr.setRequestHeader("X-ShowMe-Device", deviceId());
     xhr.setRequestHeader("Idempotency-Key", key);
     xhr.upload.onprogress = (event) => {
       alive();
@@ -217,7 +224,8 @@ function answered(item, status, body) {
   }
   const known = TRANSLATED.includes(code) ? code : !code && BY_STATUS[status];
   const message = (known && t(`err_${known}`)) || body?.error?.message || t("err_upload");
-  return failed(item, message, false);
+  // Another phone holds the link: once the dispatcher allows this one, a retry goes through.
+  return failed(item, message, code === "another_device");
 }
 
 // Queues a step; whatever goes wrong in it, the item says so and the next picture still goes.
@@ -237,7 +245,9 @@ function picked(event) {
   }
 }
 
-opened.then(() => {
+opened.then((answer) => {
+  maxBytes = answer?.limits?.max_upload_bytes ?? 0;
+  exif ??= import("./exif.js").catch(() => (exif = null)); // ready before the first picture
   $("take-picture").addEventListener("change", picked);
   $("choose-picture").addEventListener("change", picked);
 });

@@ -22,13 +22,14 @@ from showme_core.config import Settings, load_settings
 from showme_core.defaults import DEFAULT_PLUGINS
 from showme_core.errors import NotConfigured
 from showme_core.events import Event, LocalBus, append_event
+from showme_core.feeds import Feeds
 from showme_core.logs import configure_logging
-from showme_core.media import UploadGate
 from showme_core.metrics import Metrics
 from showme_core.plugins import PluginError, PluginHost
 from showme_core.ratelimit import RateLimiter
 from showme_core.signaling import Hub
 from showme_core.store import Database
+from showme_core.uploads import PixelBudget, UploadGate
 
 log = structlog.get_logger("showme")
 P = ParamSpec("P")
@@ -71,6 +72,7 @@ class ShowMe:
         self.hub = Hub(self)
         self.bus = LocalBus()
         self.metrics = Metrics()
+        self.feeds = Feeds(self)
         self.passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
         self.cookies = SessionCookies(settings.signing_keys(), settings.session_max_age_seconds)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -81,7 +83,12 @@ class ShowMe:
         )
         self._retention: asyncio.Task[None] | None = None
         self.rate_limits = RateLimiter()
-        self.uploads = UploadGate(settings.max_uploads_per_invite, settings.max_uploads_in_flight)
+        self.uploads = UploadGate(
+            settings.max_uploads_per_invite,
+            settings.max_uploads_per_organisation,
+            settings.max_uploads_in_flight,
+        )
+        self.decoding = PixelBudget(settings.max_decoding_pixels)
 
     async def run_cpu(self, func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         """Run CPU-bound work (picture decoding) in the service's thread pool."""
@@ -107,6 +114,9 @@ class ShowMe:
             ).inc()
         elif event.type == "invite.ended" and event.invite_id:
             self.spawn(self.hub.end(event.invite_id), name="end-signaling")
+        elif event.type == "invite.resent" and event.invite_id:
+            # The old link is dead: its socket goes now, not at its next message.
+            self.spawn(self.hub.relinked_invite(event.invite_id), name="relink-signaling")
         elif event.type == "sms.status":
             sms = event.data["sms"]
             self.metrics.sms_status.labels(sms["provider"] or "none", sms["status"]).inc()
@@ -149,6 +159,7 @@ class ShowMe:
 
         await self.db.ping()
         await self.plugins.startup(self)
+        self.feeds.start()
         if self.settings.retention_sweep_seconds > 0:
             self._retention = asyncio.get_running_loop().create_task(
                 retention_loop(self, self.settings.retention_sweep_seconds), name="retention"
@@ -156,6 +167,7 @@ class ShowMe:
 
     async def stop(self) -> None:
         await self.hub.close_all()
+        await self.feeds.stop()
         if self._retention is not None:
             self._retention.cancel()
             with contextlib.suppress(asyncio.CancelledError):

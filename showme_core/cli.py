@@ -281,7 +281,7 @@ def cmd_credits_add(args: argparse.Namespace) -> int:
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
-    from showme_core.media import purge_expired
+    from showme_core.media import purge_expired, remove_orphans
     from showme_core.organisations import find_organisation
 
     async def run(showme: Any) -> int:
@@ -291,6 +291,9 @@ def cmd_purge(args: argparse.Namespace) -> int:
                 org_id = (await find_organisation(db, args.org)).id
         count = await purge_expired(showme, organisation_id=org_id)
         print(f"purged {count} picture{'s' if count != 1 else ''} past retention")
+        orphans = await remove_orphans(showme)
+        if orphans:
+            print(f"removed {orphans} stored file{'s' if orphans != 1 else ''} without a row")
         return 0
 
     return _run(run, args)
@@ -301,6 +304,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     async def run(showme: Any) -> int:
         failed = 0
+        if showme.settings.public_url is None:
+            failed += 1
+            print("public_url: NOT SET - caller links and SMS delivery reports need it")
+        else:
+            print(f"public_url: {showme.settings.public_url}")
         for name, provider in sorted(showme.sms_providers.items()):
             check = getattr(provider, "check", None)
             if check is None:

@@ -77,7 +77,7 @@ class Settings(BaseModel):
     max_uploads_per_organisation: int = Field(default=8, ge=1)
     max_uploads_in_flight: int = Field(default=32, ge=1)
     # Pixels being decoded at once in this instance (memory follows pixels, docs/media.md).
-    max_decoding_pixels: int = Field(default=100_000_000, ge=1)
+    max_decoding_pixels: int = Field(default=64_000_000, ge=1)
     # Stored media bytes without a committed row (a crash between the write and the commit) are
     # removed at start-up and by the retention sweep once they are this old.
     orphan_grace_seconds: float = Field(default=600.0, ge=0)
@@ -166,7 +166,14 @@ def resolve_references(value: Any) -> Any:
 
 
 _LIST_FIELDS = {"trusted_proxies", "secret_keys", "plugins", "allowed_hosts"}
-_JSON_FIELDS = {"plugin_settings"}
+_JSON_FIELDS = {
+    "plugin_settings",
+    "sms_retry_delays",
+    "sms_rate_per_sender",
+    "sms_rate_per_organisation",
+    "invite_rate_per_sender",
+    "invite_rate_per_organisation",
+}
 
 
 def _from_environment(environ: dict[str, str]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ n+1 cannot commit before transaction n: no reader ever sees id n+1 while n is st
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -73,6 +73,7 @@ async def append_event(
 async def events_after(
     conn: AsyncConnection, organisation_id: str, after: int, limit: int = 500
 ) -> list[Event]:
+    """At most ``limit`` events of the organisation with an id above ``after``, in id order."""
     rows = await conn.execute(
         select(events)
         .where(events.c.organisation_id == organisation_id, events.c.seq > after)
@@ -92,8 +93,21 @@ async def last_event_id(conn: AsyncConnection, organisation_id: str) -> int:
     return int(seq or 0)
 
 
+async def latest_event_ids(
+    conn: AsyncConnection, organisation_ids: Collection[str]
+) -> dict[str, int]:
+    """The last event id handed out in each of these organisations, in one read."""
+    rows = await conn.execute(
+        select(organisations.c.id, organisations.c.event_seq).where(
+            organisations.c.id.in_(list(organisation_ids))
+        )
+    )
+    return {row.id: int(row.event_seq or 0) for row in rows}
+
+
 class LocalBus:
-    """Wakes the feed readers of one organisation in this process. The store stays the truth."""
+    """Wakes the feed reader of one organisation in this process after a commit. It carries no
+    event: the reader reads them from the store, which stays the truth (``feeds.py``)."""
 
     name = "local"
 

@@ -1,7 +1,10 @@
 """The picture pipeline: untrusted bytes in, a clean JPEG, its thumbnail and what EXIF said out.
 
 Everything here is synchronous CPU work, called from a thread pool (see :mod:`showme_core.media`).
-Each step closes a known hole; ``docs/media.md`` ("The pipeline, and why") explains them.
+Each step closes a known hole; ``docs/media.md`` ("The pipeline, and why") explains them. Whatever
+the bytes, the only exception that leaves :func:`process_picture` or :func:`inspect_picture` is
+:class:`PictureRejected`, a 4xx: a decoder library failing in a way nobody foresaw is a picture
+that could not be read, never a server error.
 """
 
 from __future__ import annotations
@@ -10,28 +13,74 @@ import io
 import math
 import struct
 import warnings
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pi_heif
-from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
+import structlog
+from PIL import ExifTags, Image, ImageFile, UnidentifiedImageError
 
 from showme_core.errors import ShowMeError
+from showme_core.picture_containers import (
+    claimed_format,
+    heif_items_described_in_text,
+    image_end,
+    jpeg_layout,
+    png_pixel_data_complete,
+    webp_canvas_size,
+)
+from showme_core.polyglots import hidden_document
+
+log = structlog.get_logger("showme.imaging")
 
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "HEIF")
 # Capture times outside these years are nonsense (and near year 1 they overflow in arithmetic).
 MIN_YEAR, MAX_YEAR = 1900, 2100
 THUMBNAIL_PX = 320
 JPEG_QUALITY = 85
+# The plausibility bound (docs/media.md, "Pixels the file cannot carry"): above this many pixels,
+# a picture must bring at least one byte of its own per MAX_PIXELS_PER_BYTE pixels. Every phone
+# and tablet screenshot is below it, so a blank screenshot is never judged.
+SMALL_PICTURE_PIXELS = 8_000_000
+MAX_PIXELS_PER_BYTE = 4096
 
-# HEIC/HEIF through the decoder-only libheif build.
-pi_heif.register_heif_opener()
+# HEIC/HEIF through the decoder-only libheif build. Thumbnails, depth maps and auxiliary images
+# are never shown, so pi-heif is not asked to read them: less of its C code meets hostile bytes.
+pi_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
 # A truncated file is an error, never a half-grey picture.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 # Pillow's own bomb check is the second line of defence (ours runs first, from the header): make
 # its warning an error for the whole process.
 warnings.simplefilter("error", Image.DecompressionBombWarning)
+
+# How the pixels turn for each EXIF orientation (1 is upright). Applied to the pixels alone:
+# ImageOps.exif_transpose also rewrites the EXIF block, and fails on oddly typed entries, but the
+# metadata is dropped anyway.
+ORIENTATIONS = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+# What decoders raise for a damaged file as a matter of course (libheif raises RuntimeError). Any
+# other exception is a library failing in a way nobody foresaw: still a refusal, but logged.
+DECODER_ERRORS = (
+    OSError,
+    ValueError,
+    SyntaxError,
+    EOFError,
+    MemoryError,
+    RuntimeError,
+    struct.error,
+    zlib.error,
+)
 
 
 class PictureRejected(ShowMeError):
@@ -43,6 +92,19 @@ class PictureRejected(ShowMeError):
 
 class FormatNotAllowed(PictureRejected):
     status = 415
+
+
+@dataclass(frozen=True)
+class PictureHeader:
+    """What a picture's header declares, learnt without decoding a pixel."""
+
+    format: str
+    width: int
+    height: int
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
 
 
 @dataclass(frozen=True)
@@ -65,42 +127,84 @@ class CleanPicture:
     exif: ExifFacts
 
 
+def inspect_picture(data: bytes, max_pixels: int) -> PictureHeader:
+    """The format and size a picture's header declares, learnt without decoding a pixel.
+
+    Cheap enough to run before a picture is admitted to decoding, so that the memory decoding
+    takes can be budgeted by pixels. ``data`` may be just the first bytes of the file, as long as
+    they hold the header (for HEIF, the ``meta`` box).
+
+    :raises PictureRejected: with the code :func:`process_picture` gives the same file for not
+        being an accepted picture (415 ``picture_format_not_allowed``, or 422
+        ``picture_unreadable`` when it claims to be one but cannot be opened) or for having more
+        than ``max_pixels`` pixels (422 ``picture_too_many_pixels``). The checks that need the
+        whole file (polyglots, completeness, the full decode) are left to process_picture.
+    """
+    with _refusals_only():
+        if claimed_format(data) == "WEBP":
+            size = webp_canvas_size(data)
+            if size is None:
+                raise _unreadable()
+            header = PictureHeader("WEBP", *size)
+        else:
+            with _open(data) as image:
+                header = _header_of(image)
+        _check_size(header, max_pixels)
+        return header
+
+
 def process_picture(data: bytes, max_pixels: int) -> CleanPicture:
     """Decode, check, orient, read EXIF, and re-encode ``data`` from pixels as a clean JPEG.
 
     :param data: the uploaded bytes, already bounded in size.
     :param max_pixels: the largest width times height accepted.
-    :raises PictureRejected: with a machine code and a caller-facing message.
+    :raises PictureRejected: with a machine code and a caller-facing message; for any bytes at
+        all, nothing else.
     """
-    try:
-        image = _open(data, max_pixels)
-        with image:
-            _refuse_polyglot(data, str(image.format))
-            exif = _exif_facts(image)
-            orientation = _orientation(image)
-            image.load()  # every pixel: verify() alone passes a truncated JPEG
-            oriented = ImageOps.exif_transpose(image) if orientation != 1 else image
-            clean = _pixels_only(oriented)
-            width, height = clean.size
-            picture = _encode(clean)
-            clean.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX), Image.Resampling.BICUBIC, 2.0)
-            thumbnail = _encode(clean)
-    except PictureRejected:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise _too_many_pixels() from exc
-    except (OSError, ValueError, SyntaxError, EOFError, MemoryError, struct.error) as exc:
-        raise PictureRejected(
-            "The picture could not be read completely; it may be damaged. Try another one.",
-            code="picture_unreadable",
-        ) from exc
+    with _refusals_only(), _open(data) as image:
+        header = _header_of(image)
+        _check_size(header, max_pixels)
+        _check_contents(data, header)
+        image.load()  # every pixel: verify() alone passes a truncated JPEG
+        if image.size != (header.width, header.height):
+            raise _unreadable()  # libheif may decode another size than the header declared
+        exif = _exif_facts(image)
+        orientation = _orientation(image)  # read before _flattened drops the metadata
+        clean = _oriented(_flattened(image), orientation)
+        width, height = clean.size
+        picture = _encode(clean)
+        clean.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX), Image.Resampling.BICUBIC, 2.0)
+        thumbnail = _encode(clean)
     return CleanPicture(
         data=picture,
         thumbnail=thumbnail,
         width=width,
         height=height,
-        source_format=str(image.format),
+        source_format=header.format,
         exif=exif,
+    )
+
+
+@contextmanager
+def _refusals_only() -> Iterator[None]:
+    """Turn whatever the decoders raise into a refusal: the caller learns the picture could not
+    be read, and the service goes on (docs/media.md, "The pipeline, and why")."""
+    try:
+        yield
+    except PictureRejected:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise _too_many_pixels() from exc
+    except Exception as exc:
+        if not isinstance(exc, DECODER_ERRORS):
+            log.warning("picture decoder failed unexpectedly", error=repr(exc)[:300])
+        raise _unreadable() from exc
+
+
+def _unreadable() -> PictureRejected:
+    return PictureRejected(
+        "The picture could not be read completely; it may be damaged. Try another one.",
+        code="picture_unreadable",
     )
 
 
@@ -111,131 +215,53 @@ def _too_many_pixels() -> PictureRejected:
     )
 
 
-def _open(data: bytes, max_pixels: int) -> Image.Image:
+def _open(data: bytes) -> Image.Image:
+    if claimed_format(data) == "HEIF" and not heif_items_described_in_text(data):
+        raise _unreadable()  # would crash pi-heif, and the whole service with it
     try:
-        image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+        return Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
     except UnidentifiedImageError as exc:
+        if claimed_format(data) is not None:
+            # It starts as a JPEG, PNG, WebP or HEIC would, but is too damaged to open.
+            raise _unreadable() from exc
         raise FormatNotAllowed(
             "This file is not a picture ShowMe can take (JPEG, PNG, WebP or HEIC).",
             code="picture_format_not_allowed",
         ) from exc
+
+
+def _header_of(image: Image.Image) -> PictureHeader:
     width, height = image.size
-    if width <= 0 or height <= 0 or width * height > max_pixels:
-        image.close()
+    return PictureHeader(str(image.format), width, height)
+
+
+def _check_size(header: PictureHeader, max_pixels: int) -> None:
+    if header.width <= 0 or header.height <= 0:
+        raise _unreadable()
+    if header.pixels > max_pixels:
         raise _too_many_pixels()
-    return image
 
 
-# What a second file format hidden after the picture starts with: archives, documents, markup,
-# scripts and executables. Phones append other things (a motion photo's video, padding), which
-# re-encoding drops like everything else that is not pixels.
-POLYGLOT_SIGNATURES = (
-    b"PK\x03\x04",
-    b"%PDF",
-    b"<script",
-    b"<html",
-    b"<svg",
-    b"<?php",
-    b"<?xml",
-    b"\x7fELF",
-    b"#!/",
-)
-
-
-ZIP_END_OF_DIRECTORY = b"PK\x05\x06"
-ZIP_TAIL = 22 + 65535  # the record and the longest comment it may carry
-
-
-def _refuse_polyglot(data: bytes, image_format: str) -> None:
-    """Refuse a file that is a picture and, after it, another document (a polyglot)."""
-    end = image_end(data, image_format)
-    if end is None or end >= len(data):
-        return
-    trailer = data[end:]
-    start = trailer.lstrip(b"\x00\xff \t\r\n").lower()
-    starts_another = start.startswith(b"mz") or any(
-        start.startswith(signature.lower()) for signature in POLYGLOT_SIGNATURES
-    )
-    # A ZIP is read from its end: its directory record may follow any bytes at all.
-    zip_directory = ZIP_END_OF_DIRECTORY in trailer[-ZIP_TAIL:]
-    if starts_another or zip_directory:
+def _check_contents(data: bytes, header: PictureHeader) -> None:
+    """Refuse, before decoding, a file that hides another document after the picture or that
+    cannot carry every pixel its header declares (a decoder would fill the rest with grey)."""
+    if header.format in ("JPEG", "MPO"):
+        layout = jpeg_layout(data)
+        if layout.scans_too_short():
+            raise _unreadable()
+        end = layout.end
+    else:
+        end = image_end(data, header.format)
+    if end is not None and end < len(data) and hidden_document(data[end:]) is not None:
         raise PictureRejected(
             "This file hides another document after the picture. Send the picture on its own.",
             code="picture_polyglot",
         )
-
-
-def image_end(data: bytes, image_format: str) -> int | None:
-    """Where the picture's own bytes end, or None when the container cannot be walked."""
-    try:
-        if image_format in ("JPEG", "MPO"):  # MPO: a JPEG with more pictures appended
-            return _jpeg_end(data)
-        if image_format == "PNG":
-            return _png_end(data)
-        if image_format == "WEBP":
-            size = int.from_bytes(data[4:8], "little") + 8
-            return size + (size & 1)
-        if image_format == "HEIF":
-            return _bmff_end(data)
-    except (IndexError, ValueError):
-        return None
-    return None
-
-
-def _jpeg_end(data: bytes) -> int | None:
-    i, n = 2, len(data)
-    while i + 2 <= n:
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        if marker == 0xFF:
-            i += 1
-        elif marker == 0xD9:
-            return i + 2
-        elif marker == 0xDA or 0xD0 <= marker <= 0xD7:
-            if marker == 0xDA:
-                i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
-            else:
-                i += 2
-            # Entropy-coded data: 0xFF is only ever followed by 0x00 (stuffing) or a marker.
-            while True:
-                i = data.find(b"\xff", i)
-                if i < 0 or i + 1 >= n:
-                    return None
-                if data[i + 1] == 0x00:
-                    i += 2
-                elif data[i + 1] == 0xFF:
-                    i += 1
-                else:
-                    break
-        else:
-            i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
-    return None
-
-
-def _png_end(data: bytes) -> int | None:
-    i, n = 8, len(data)
-    while i + 12 <= n:
-        length = int.from_bytes(data[i : i + 4], "big")
-        kind = data[i + 4 : i + 8]
-        i += 12 + length
-        if kind == b"IEND":
-            return i
-    return None
-
-
-def _bmff_end(data: bytes) -> int | None:
-    i, n = 0, len(data)
-    while i + 8 <= n:
-        size = int.from_bytes(data[i : i + 4], "big")
-        if size == 1:
-            size = int.from_bytes(data[i + 8 : i + 16], "big")
-        elif size == 0:
-            return n
-        if size < 8 or i + size > n or not data[i + 4 : i + 8].isascii():
-            return i
-        i += size
-    return i
+    own_bytes = len(data) if end is None else min(end, len(data))
+    if header.pixels > SMALL_PICTURE_PIXELS and header.pixels > MAX_PIXELS_PER_BYTE * own_bytes:
+        raise _unreadable()
+    if header.format == "PNG" and not png_pixel_data_complete(data):
+        raise _unreadable()
 
 
 def _orientation(image: Image.Image) -> int:
@@ -246,22 +272,56 @@ def _orientation(image: Image.Image) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
-def _pixels_only(image: Image.Image) -> Image.Image:
+def _flattened(image: Image.Image) -> Image.Image:
     """The decoded pixels in RGB (or greyscale), with nothing else attached: no EXIF, XMP,
     comment or ICC profile survives, because none of it is pixels; a payload appended after the
-    image was never decoded at all. (Copying 12 MP of pixels into a fresh image would cost a
-    fifth of the ingest time; clearing ``info`` and saving with explicit empty metadata does the
-    same, and tests check the bytes.)"""
-    if image.mode not in ("RGB", "L"):
-        if "A" in image.getbands() or image.mode in ("P", "PA"):
-            rgba = image if image.mode == "RGBA" else image.convert("RGBA")
-            flat = Image.new("RGB", rgba.size, (255, 255, 255))
-            flat.paste(rgba, mask=rgba.getchannel("A"))
-            image = flat
-        else:
-            image = image.convert("RGB")
-    image.info = {}
-    return image
+    image was never decoded at all. Transparency is laid on white. (Copying 12 MP of pixels into
+    a fresh image would cost a fifth of the ingest time; clearing ``info`` and saving with
+    explicit empty metadata does the same, and tests check the bytes.)
+
+    When a converted image replaces ``image``, ``image`` is closed at once, so that two full
+    copies of the pixels are held only while the conversion runs.
+    """
+    mode = image.mode
+    if mode in ("RGB", "L"):
+        flat = image
+    elif mode.startswith("I"):
+        # 16-bit greyscale (PNG): scaled to 8 bits, not clipped to white as convert() would.
+        scaled = image.point(lambda value: value / 256)
+        flat = scaled.convert("L")
+        scaled.close()
+    elif mode in ("1", "P") and "transparency" not in image.info:
+        flat = image.convert("L" if mode == "1" else "RGB")
+    elif "A" in image.getbands() or mode in ("P", "PA") or "transparency" in image.info:
+        flat = _on_white(image)
+    else:
+        flat = image.convert("RGB")
+    if flat is not image:
+        image.close()
+    flat.info = {}
+    return flat
+
+
+def _on_white(image: Image.Image) -> Image.Image:
+    """``image`` laid on a white background, by its alpha channel or transparent colour."""
+    with_alpha = image
+    if image.mode not in ("RGBA", "LA"):
+        with_alpha = image.convert("RGBA")
+    flat = Image.new("L" if with_alpha.mode == "LA" else "RGB", image.size, "white")
+    flat.paste(with_alpha, mask=with_alpha)  # the alpha band of an RGBA or LA mask is used
+    if with_alpha is not image:
+        with_alpha.close()
+    return flat
+
+
+def _oriented(image: Image.Image, orientation: int) -> Image.Image:
+    """The pixels turned upright; ``image`` is closed once the turned copy exists."""
+    method = ORIENTATIONS.get(orientation)
+    if method is None:
+        return image
+    turned = image.transpose(method)
+    image.close()
+    return turned
 
 
 def _encode(image: Image.Image) -> bytes:

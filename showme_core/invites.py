@@ -125,9 +125,7 @@ async def create_invite(
             f"Links may only be sent to numbers of {allowed}; {e164} is not one of them.",
             code="country_not_allowed",
         )
-    limits = _invite_limits(showme, principal, org)
-    if send_sms:
-        limits += _sms_limits(showme, principal, org)
+    limits = _rate_limits(showme, principal, org, invite=True, sms=send_sms)
     with showme.rate_limits.reserve(limits):
         return await _create(
             showme, principal, token_hash, link, e164, incident_id, language, send_sms, base_url
@@ -280,12 +278,16 @@ async def resend_invite(
     base_url = showme.public_base()
     token, token_hash = tokens.mint()
     link = tokens.link_for(base_url, token)
-    with showme.rate_limits.reserve(_sms_limits(showme, principal, org)):
+    with showme.rate_limits.reserve(_rate_limits(showme, principal, org, invite=False, sms=True)):
         async with showme.transaction() as tx:
             invite = await get_invite(tx.conn, org.id, invite_id, for_update=True)
             _resendable(invite, org)
+            # The phone that held the old link is forgotten with it: the new link works on
+            # whichever phone opens it first (the old sockets are closed once this commits).
             await tx.conn.execute(
-                update(invites).where(invites.c.id == invite.id).values(token_hash=token_hash)
+                update(invites)
+                .where(invites.c.id == invite.id)
+                .values(token_hash=token_hash, device_hash=None)
             )
             await audit.record(
                 tx.conn,
@@ -310,34 +312,25 @@ async def resend_invite(
     return invite, link, sms_row
 
 
-def _sms_limits(
-    showme: ShowMe, principal: Principal, org: Organisation
-) -> list[tuple[str, list[tuple[int, float]], str, str]]:
-    """The rate limits an SMS link counts against: its sender's and its organisation's."""
-    return [
-        (f"sender:{principal.actor}", showme.settings.sms_rate_per_sender, "SMS links", "you"),
-        (
-            f"org:{org.id}",
-            showme.settings.sms_rate_per_organisation,
-            "SMS links",
-            "your organisation",
-        ),
-    ]
+RateChecks = list[tuple[str, list[tuple[int, float]], str, str]]
 
 
-def _invite_limits(
-    showme: ShowMe, principal: Principal, org: Organisation
-) -> list[tuple[str, list[tuple[int, float]], str, str]]:
-    """Every invite counts, with or without an SMS: each one opens upload slots and a room."""
-    return [
-        (f"invites:{principal.actor}", showme.settings.invite_rate_per_sender, "invites", "you"),
-        (
-            f"invites-org:{org.id}",
-            showme.settings.invite_rate_per_organisation,
-            "invites",
-            "your organisation",
-        ),
+def _rate_limits(
+    showme: ShowMe, principal: Principal, org: Organisation, *, invite: bool, sms: bool
+) -> RateChecks:
+    """What a new link counts against, per sender and per organisation: every invite the invite
+    limits (each opens upload slots and a signaling room), every SMS the SMS limits."""
+    settings = showme.settings
+    kinds = [
+        ("invites", settings.invite_rate_per_sender, settings.invite_rate_per_organisation, invite),
+        ("SMS links", settings.sms_rate_per_sender, settings.sms_rate_per_organisation, sms),
     ]
+    checks: RateChecks = []
+    for what, per_sender, per_organisation, counts in kinds:
+        if counts:
+            checks.append((f"{what}:{principal.actor}", per_sender, what, "you"))
+            checks.append((f"{what}:org:{org.id}", per_organisation, what, "your organisation"))
+    return checks
 
 
 def _callback_base(base_url: str) -> str:
@@ -424,11 +417,19 @@ async def invite_for_token(
     return invite
 
 
-async def open_invite(showme: ShowMe, token: str) -> tuple[Invite, Organisation]:
-    """Record that the caller's page presented its token (only a script can: bots don't count)."""
+async def open_invite(
+    showme: ShowMe, token: str, device: str | None = None
+) -> tuple[Invite, Organisation, bool]:
+    """Record that the caller's page presented its token (only a script can: bots don't count),
+    and whether ``device`` (the page's device id) holds the invite: the first phone claims it,
+    another one waits until the dispatcher allows it, and the console is asked."""
+    from showme_core import devices  # the phone's side of the invite, which it imports
+
+    found = devices.fingerprint(device)
     async with showme.transaction() as tx:
         invite = await invite_for_token(tx.conn, token, for_update=True)
         org = await get_organisation(tx.conn, invite.organisation_id)
+        holds = await devices.claim(tx.conn, org.id, invite.id, found)
         if invite.opened_at is None:
             now = utcnow()
             await tx.conn.execute(
@@ -443,4 +444,6 @@ async def open_invite(showme: ShowMe, token: str) -> tuple[Invite, Organisation]
                 subject=invite.id,
             )
             await tx.event(org.id, "invite.opened", {"invite": invite.to_json()}, invite.id)
-    return invite, org
+    if not holds and found is not None:
+        await showme.hub.device_request(invite.id, found)
+    return invite, org, holds

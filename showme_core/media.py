@@ -7,13 +7,11 @@ A media row exists only for bytes that are fully stored: the picture and its thu
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 from sqlalchemy import and_, or_, select, update
@@ -23,9 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from showme_core import audit, invites
 from showme_core.clock import as_utc, iso, utcnow
-from showme_core.errors import Conflict, Gone, NotFound, ShowMeError, TooBusy
+from showme_core.errors import Conflict, Gone, NotFound
 from showme_core.ids import new_id
-from showme_core.imaging import CleanPicture, process_picture
+from showme_core.imaging import CleanPicture, PictureRejected, inspect_picture, process_picture
 from showme_core.store.schema import invites as invites_table
 from showme_core.store.schema import media, media_views, organisations
 
@@ -158,19 +156,67 @@ def _replay(existing: Media, upload_sha256: str) -> Media:
     return existing
 
 
+class PictureSource(Protocol):
+    """An uploaded picture still on its way into memory (Starlette's ``UploadFile`` is one)."""
+
+    async def read(self, size: int = -1) -> bytes: ...
+
+    async def seek(self, offset: int) -> None: ...
+
+
+HASH_CHUNK = 1024 * 1024
+# Enough of the file for any header the allowed formats put first (JPEG's EXIF segment is at
+# most 64 KB; phones put HEIF's 'meta' box before the pixels). A header further in is read whole.
+HEADER_BYTES = 1024 * 1024
+
+
+async def _hashed(source: PictureSource) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    await source.seek(0)
+    while chunk := await source.read(HASH_CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
+    return digest.hexdigest(), size
+
+
+# What decoding needs per pixel at its peak (docs/media.md, "Memory"): about 8 bytes for JPEG,
+# PNG and HEIC; twice that for WebP, whose decoder keeps its canvas while Pillow copies it out.
+# The budget counts pixels as a JPEG needs them.
+_WEIGHT = {"WEBP": 2}
+
+
+async def _header_pixels(showme: ShowMe, source: PictureSource, size: int) -> int | None:
+    """What decoding will cost, in pixels as a JPEG needs them, from the header alone (nothing
+    decoded); None when the header is not within the first bytes (the whole file is then
+    inspected under the largest budget)."""
+    await source.seek(0)
+    head = await source.read(HEADER_BYTES)
+    try:
+        header = await showme.run_cpu(inspect_picture, head, showme.settings.max_image_pixels)
+    except PictureRejected:
+        if size <= len(head):
+            raise  # that was the whole file
+        return None
+    return header.pixels * _WEIGHT.get(header.format, 1)
+
+
 async def ingest(
     showme: ShowMe,
     token: str,
-    data: bytes,
+    source: PictureSource,
     fields: CallerFields,
     idempotency_key: str | None,
 ) -> tuple[Media, bool]:
     """Clean and store a caller's picture; returns it and whether this was a replayed retry.
 
+    The bytes come into memory only once the decoding budget has room for the picture's pixels
+    (:class:`showme_core.uploads.PixelBudget`), so memory follows what is being decoded.
+
     :raises ShowMeError: a refused link, a refused picture, or an idempotency conflict; nothing
         is stored then.
     """
-    upload_sha256 = hashlib.sha256(data).hexdigest()
+    upload_sha256, size = await _hashed(source)
     async with showme.db.read() as db:
         invite = await invites.invite_by_token(db, token)
         # A retry of a stored picture answers as the first time did, even once the session has
@@ -181,12 +227,14 @@ async def ingest(
                 return _replay(existing, upload_sha256), True
         invites.require_live(invite)
 
-    started = time.perf_counter()
-    try:
-        picture = await showme.run_cpu(process_picture, data, showme.settings.max_image_pixels)
-    except ShowMeError as exc:
-        showme.metrics.media_rejected.labels(exc.code).inc()
-        raise
+    limit = showme.settings.max_image_pixels
+    pixels = await _header_pixels(showme, source, size) or limit * max(_WEIGHT.values())
+    async with showme.decoding.hold(invite.organisation_id, pixels):
+        started = time.perf_counter()
+        await source.seek(0)
+        data = await source.read()
+        picture = await showme.run_cpu(process_picture, data, limit)
+        del data
     media_id = new_id()
     prefix = f"{invite.organisation_id}/{invite.id}/{media_id}"
     written: list[str] = []
@@ -254,38 +302,6 @@ async def _delete_quietly(showme: ShowMe, *keys: str) -> None:
             await asyncio.shield(showme.storage.delete(key))
         except Exception:  # best effort: without a row the bytes are unreachable
             log.warning("could not delete unreferenced media bytes", key=key, exc_info=True)
-
-
-class UploadGate:
-    """Bounds the uploads one instance receives and decodes at once, per caller and in all, so a
-    burst (or one caller's loop) queues at the client instead of in this process's memory."""
-
-    def __init__(self, per_invite: int, total: int) -> None:
-        self.per_invite = per_invite
-        self.total = total
-        self._by_invite: dict[str, int] = {}
-
-    @contextlib.contextmanager
-    def admit(self, invite_id: str) -> Iterator[None]:
-        if sum(self._by_invite.values()) >= self.total:
-            raise TooBusy(
-                "The service is receiving many pictures right now; this one will be retried.",
-                code="too_many_uploads",
-            )
-        if self._by_invite.get(invite_id, 0) >= self.per_invite:
-            raise TooBusy(
-                "Another picture from this phone is still being received; send this one after it.",
-                code="too_many_uploads",
-            )
-        self._by_invite[invite_id] = self._by_invite.get(invite_id, 0) + 1
-        try:
-            yield
-        finally:
-            left = self._by_invite[invite_id] - 1
-            if left:
-                self._by_invite[invite_id] = left
-            else:
-                del self._by_invite[invite_id]
 
 
 # ---- reading -----------------------------------------------------------------------------------
@@ -451,15 +467,66 @@ async def delete_purged_bytes(showme: ShowMe) -> None:
             )
 
 
+ORPHAN_BATCH = 500
+
+
+async def remove_orphans(showme: ShowMe, now: datetime | None = None) -> int:
+    """Delete stored bytes that no committed row points at and that are older than
+    ``orphan_grace_seconds``: what a crash left between writing a picture and committing its row
+    (or in the middle of a write). Without this they would stay for ever, outside retention.
+    Returns how many keys were removed. Safe beside uploads in progress: their files are younger
+    than the grace, which is far longer than the moment between a write and its commit."""
+    cutoff = (now or utcnow()) - timedelta(seconds=showme.settings.orphan_grace_seconds)
+    removed = 0
+    batch: list[str] = []
+    async for stored in showme.storage.list():
+        if stored.modified_at <= cutoff:
+            batch.append(stored.key)
+        if len(batch) >= ORPHAN_BATCH:
+            removed += await _remove_unreferenced(showme, batch)
+            batch = []
+    if batch:
+        removed += await _remove_unreferenced(showme, batch)
+    if removed:
+        showme.metrics.media_orphans_removed.inc(removed)
+        log.warning("removed stored bytes without a row", count=removed)
+    return removed
+
+
+async def _remove_unreferenced(showme: ShowMe, keys: list[str]) -> int:
+    async with showme.db.read() as db:
+        referenced = {
+            key
+            for row in await db.execute(
+                select(media.c.storage_key, media.c.thumbnail_key).where(
+                    or_(media.c.storage_key.in_(keys), media.c.thumbnail_key.in_(keys))
+                )
+            )
+            for key in row
+        }
+    orphans = [key for key in keys if key not in referenced]
+    for key in orphans:
+        await showme.storage.delete(key)
+    return len(orphans)
+
+
+async def sweep(showme: ShowMe) -> None:
+    """One round of the background sweep: retention, then bytes a crash orphaned."""
+    count = await purge_expired(showme)
+    if count:
+        log.info("retention purge", purged=count)
+    await remove_orphans(showme)
+    showme.metrics.retention_sweeps.inc()
+
+
 async def retention_loop(showme: ShowMe, every: float) -> None:
-    """Purge in the background for as long as the service runs."""
+    """Sweep in the background for as long as the service runs, starting at once (a restart
+    after a crash cleans up before the first interval)."""
     while True:
         try:
-            count = await purge_expired(showme)
-            if count:
-                log.info("retention purge", purged=count)
+            await sweep(showme)
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("retention purge failed; will try again")
+            log.exception("retention sweep failed; will try again")
         await asyncio.sleep(every)

@@ -53,6 +53,16 @@ class Metrics:
         self.media_purged = Counter(
             "showme_media_purged", "Pictures purged by retention.", registry=self.registry
         )
+        self.retention_sweeps = Counter(
+            "showme_retention_sweeps",
+            "Background sweeps completed (retention purge, then orphaned bytes).",
+            registry=self.registry,
+        )
+        self.media_orphans_removed = Counter(
+            "showme_media_orphans_removed",
+            "Stored files without a committed row (left by a crash), removed.",
+            registry=self.registry,
+        )
         self.signal_sockets = Gauge(
             "showme_signal_sockets",
             "Open signaling sockets, by role.",
@@ -94,6 +104,30 @@ class Metrics:
         )
         self.feed_clients = Gauge(
             "showme_event_feed_clients", "Open console event feeds.", registry=self.registry
+        )
+        self.feed_readers = Gauge(
+            "showme_event_feed_readers",
+            "Organisations with open event feeds in this instance (one store reader each).",
+            registry=self.registry,
+        )
+        self.feed_store_reads = Counter(
+            "showme_event_feed_store_reads",
+            "Store reads for event feeds: an organisation's reader, a feed's own backlog, or the "
+            "instance's poll for events no bus announced.",
+            ["by"],
+            registry=self.registry,
+        )
+        self.feeds_refused = Counter(
+            "showme_event_feeds_refused",
+            "Event feeds refused with 429, by the limit reached (credential or organisation).",
+            ["limit"],
+            registry=self.registry,
+        )
+        self.feed_rechecks = Counter(
+            "showme_event_feed_credential_checks",
+            "Open feeds' credentials checked again, by result (ok, refused, error).",
+            ["result"],
+            registry=self.registry,
         )
 
     def render(self) -> bytes:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 
@@ -151,6 +152,14 @@ class StoredObject:
     sha256: str
 
 
+@dataclass(frozen=True)
+class StoredKey:
+    """A key a storage backend holds, and when it was written (UTC)."""
+
+    key: str
+    modified_at: datetime
+
+
 @runtime_checkable
 class StorageBackend(Protocol):
     """Keeps media bytes. ``put`` returns only once the bytes are durable."""
@@ -163,9 +172,17 @@ class StorageBackend(Protocol):
         """Stream the bytes of ``key``; raises ``KeyError`` when absent."""
         ...
 
-    async def delete(self, key: str) -> None: ...
+    async def delete(self, key: str) -> None:
+        """Remove ``key``; removing a missing key is not an error."""
+        ...
 
     async def exists(self, key: str) -> bool: ...
+
+    def list(self, prefix: str = "") -> AsyncIterator[StoredKey]:
+        """Every key under ``prefix`` (``""``: all), including what an interrupted write left
+        behind, which ``delete`` removes like any key. The core compares this with its rows to
+        remove bytes a crash orphaned, so nothing stored escapes retention."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,17 @@
 """WebRTC signaling: one room per invite, a caller and a console, messages relayed and never stored.
 
 The transport (a WebSocket) is in :mod:`showme_core.web.signal`; this module decides who may be in
-a room, what may be relayed, and what reports become events, audit records and metrics. The
-protocol is written down in ``docs/live.md``.
+a room and hands out ICE servers. What may be relayed is :mod:`showme_core.signaling_messages`;
+what reports become events, audit records and metrics is :mod:`showme_core.stream_reports`. Which
+phone may be the caller is the store's word (:mod:`showme_core.devices`). The protocol is written
+down in ``docs/live.md``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -18,9 +21,19 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from showme_core import audit
+from showme_core import devices
 from showme_core.clock import utcnow
+from showme_core.errors import ShowMeError, TooBusy
 from showme_core.providers import IceConfig, IceRequest
+from showme_core.signaling_messages import (
+    CALLER_RELAYS,
+    CONSOLE_RELAYS,
+    Refusal,
+    bad_message,
+    link_replaced,
+    validate_relayed,
+)
+from showme_core.stream_reports import StreamRecord, StreamReports
 
 if TYPE_CHECKING:
     from showme_core.app import ShowMe
@@ -30,34 +43,16 @@ log = structlog.get_logger("showme.signaling")
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_MESSAGES_PER_SECOND = 50
 HELLO_TIMEOUT_SECONDS = 10.0
-MAX_SDP = 60_000
-MAX_CANDIDATE = 2_000
 ICE_REUSE_SECONDS = 2.0
-FAILED_REPORT_SECONDS = 10.0
-REPORT_INTERVAL_SECONDS = 10.0
-
-CALLER_RELAYS = {"offer", "candidate", "status"}
-CONSOLE_RELAYS = {"answer", "candidate", "control", "decoded"}
-CONTROL_ACTIONS = {"switch-camera", "torch-on", "torch-off", "snapshot", "restart"}
-RUNGS = {"waiting", "connecting", "video", "stills", "stopped"}
-CAMERA_STATES = {"off", "granted", "refused", "unavailable"}
-CALLER_REPORTS = {"camera", "connected", "stills", "failed", "stopped"}
-CONSOLE_REPORTS = {"first-frame"}
-
-
-class Refusal(Exception):
-    """A socket is refused: it gets ``{"type": "refused", code, message}`` and this close code."""
-
-    def __init__(self, close_code: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.close_code = close_code
-        self.code = code
-        self.message = message
-
-
-def bad_message(message: str) -> Refusal:
-    return Refusal(4400, "bad_message", message)
-
+# Provider calls (a Twilio token costs an API request) per invite and per organisation, as
+# (count, seconds) windows; over them a socket gets the room's latest answer for its role.
+ICE_CALLS_PER_INVITE = [(10, 60.0)]
+ICE_CALLS_PER_ORGANISATION = [(300, 60.0)]
+# What the other side says while a socket waits for its ICE servers, kept for its welcome.
+MAX_HELD_MESSAGES = 200
+# Phones waiting to be allowed, per invite (each keeps knocking until it is).
+MAX_DEVICE_REQUESTS = 8
+DEVICE_REQUEST_SECONDS = 3600.0
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Close = Callable[[int, str, str], Awaitable[None]]
@@ -65,7 +60,8 @@ Close = Callable[[int, str, str], Awaitable[None]]
 
 @dataclass(eq=False)
 class Peer:
-    """One socket in a room."""
+    """One socket in a room. A caller's ``device`` is its phone's fingerprint
+    (:func:`showme_core.devices.fingerprint`)."""
 
     role: str
     organisation_id: str
@@ -74,9 +70,15 @@ class Peer:
     send: Send
     close: Close
     device: str | None = None
+    # The link the caller said hello with, and the hub's relink count before it was checked.
+    token_hash: str | None = None
+    admitted: int = 0
     id: str = field(default_factory=lambda: secrets.token_hex(8))
     ice: dict[str, Any] | None = None
     ice_at: float = 0.0
+    # Until its welcome is out, what others send this socket waits here, in order.
+    welcomed: bool = False
+    held: list[dict[str, Any]] = field(default_factory=list)
     _tokens: float = MAX_MESSAGES_PER_SECOND
     _refilled: float = field(default_factory=time.monotonic)
 
@@ -100,17 +102,16 @@ class Room:
     expires_at: datetime
     caller: Peer | None = None
     console: Peer | None = None
-    device: str | None = None
-    pending_device: str | None = None
-    allowed_device: str | None = None
     camera_granted_at: float | None = None
     first_frame_seen: bool = False
     expiry: asyncio.TimerHandle | None = None
-    # The stream's state as last recorded: a report that does not change it writes nothing.
+    # The stream's state as last reported, what was last written, and when each kind was.
     state: str = "idle"
     route: str | None = None
-    failed_at: float = 0.0
-    recorded_at: dict[str, float] = field(default_factory=dict)
+    written: tuple[str, dict[str, Any]] | None = None
+    written_at: dict[str, float] = field(default_factory=dict)
+    latest: StreamRecord | None = None
+    flush: asyncio.TimerHandle | None = None
 
 
 class Hub:
@@ -121,6 +122,14 @@ class Hub:
         self.rooms: dict[str, Room] = {}
         # Invites ended while a socket of theirs was being admitted: no room may be made again.
         self.ended: dict[str, datetime] = {}
+        # Phones refused as another device, per invite: fingerprint -> when first refused.
+        self.requests: dict[str, dict[str, float]] = {}
+        # Resends: a socket admitted before one (its link checked before) is not seated after.
+        self.relinks = 0
+        self.relinked: dict[str, int] = {}
+        # The latest ICE answer per (invite, role): reused when over the provider call limits.
+        self.ice_answers: dict[tuple[str, str], tuple[dict[str, Any], float]] = {}
+        self.reports = StreamReports(showme, lambda room: self.rooms.get(room.invite_id) is room)
 
     # ---- joining and leaving -------------------------------------------------------------------
 
@@ -140,48 +149,69 @@ class Hub:
             self.rooms[invite_id] = room
         return room
 
-    async def join(self, peer: Peer, room: Room) -> None:
-        """Seat ``peer``: a newer console takes over, a reloaded caller replaces itself, a second
-        phone is refused unless the dispatcher allowed it."""
+    async def join(self, peer: Peer, room: Room) -> bool:
+        """Seat ``peer`` and say whether the other side is present: a newer console takes over,
+        the phone that holds the invite replaces its older socket, another phone is refused and
+        the console asked to allow it. Until :meth:`welcome`, ``peer`` is sent nothing."""
         if peer.role == "caller":
             await self._seat_caller(peer, room)
         else:
             await self._seat_console(peer, room)
+        return self.peer_present(peer)
+
+    async def welcome(self, peer: Peer, welcome: dict[str, Any]) -> None:
+        """Send ``welcome``, then what others said to ``peer`` meanwhile, in order."""
+        await peer.send(welcome)
+        while peer.held:
+            await peer.send(peer.held.pop(0))
+        peer.welcomed = True
+
+    async def _tell(self, peer: Peer, message: dict[str, Any]) -> None:
+        if peer.welcomed:
+            await peer.send(message)
+        elif len(peer.held) < MAX_HELD_MESSAGES:
+            peer.held.append(message)
+        else:
+            log.warning("message dropped before a welcome", role=peer.role, type=message["type"])
 
     async def _seat_caller(self, peer: Peer, room: Room) -> None:
-        if room.device is not None and peer.device != room.device:
-            if peer.device != room.allowed_device:
-                if room.console is not None and room.pending_device != peer.device:
-                    # Once per phone: it retries every few seconds until allowed.
-                    await room.console.send({"type": "device-request", "device": peer.device})
-                room.pending_device = peer.device
-                raise Refusal(
-                    4409,
-                    "another_device",
-                    "This link is already in use on another phone. The dispatcher can allow "
-                    "this one.",
-                )
-            room.allowed_device = None
+        try:
+            holds = await devices.holds(
+                self.showme, room.organisation_id, room.invite_id, peer.device, peer.token_hash
+            )
+        except ShowMeError as exc:
+            raise link_replaced() from exc
+        # The checks below and the seat itself run without a pause: nothing can slip in between.
+        if self.relinked.get(room.invite_id, -1) > peer.admitted:
+            raise link_replaced()
+        if self.rooms.get(room.invite_id) is not room:
+            raise Refusal(4410, "link_ended", "The emergency service has ended this session.")
+        if not holds:
+            if peer.device is not None:
+                await self.device_request(room.invite_id, peer.device)
+            raise Refusal(4409, "another_device", devices.WAITING_MESSAGE)
+        self.requests.get(room.invite_id, {}).pop(peer.device or "", None)
         old = room.caller
         room.caller = peer
-        room.device = peer.device
-        room.pending_device = None
         if old is not None:
             await old.close(4001, "replaced", "This page was opened again elsewhere.")
             if room.console is not None:
-                await room.console.send({"type": "peer", "present": False})
+                await self._tell(room.console, {"type": "peer", "present": False})
         if room.console is not None:
-            await room.console.send({"type": "peer", "present": True})
+            await self._tell(room.console, {"type": "peer", "present": True})
 
     async def _seat_console(self, peer: Peer, room: Room) -> None:
         old = room.console
         room.console = peer
         if old is not None:
-            await old.send({"type": "taken-over"})
+            await self._tell(old, {"type": "taken-over"})
             await old.close(4000, "taken_over", "Another console took over this stream.")
         room.first_frame_seen = False
+        # Phones that knocked while no console (or another one) was there are asked about again.
+        for device in self.requests.get(room.invite_id, {}):
+            await self._tell(peer, {"type": "device-request", "device": device})
         if room.caller is not None:
-            await room.caller.send({"type": "peer", "present": True})
+            await self._tell(room.caller, {"type": "peer", "present": True})
 
     async def leave(self, peer: Peer) -> None:
         room = self.rooms.get(peer.invite_id)
@@ -190,22 +220,24 @@ class Hub:
         if peer.role == "caller" and room.caller is peer:
             room.caller = None
             if room.console is not None:
-                await room.console.send({"type": "peer", "present": False})
+                await self._tell(room.console, {"type": "peer", "present": False})
         elif peer.role == "console" and room.console is peer:
             room.console = None
             if room.caller is not None:
-                await room.caller.send({"type": "peer", "present": False})
+                await self._tell(room.caller, {"type": "peer", "present": False})
 
     async def end(self, invite_id: str, code: str = "link_ended") -> None:
         """The invite ended or expired: tell both sides and close their sockets."""
+        self._forget(invite_id)
         room = self.rooms.pop(invite_id, None)
         if room is None:
             if code == "link_ended":
                 self.ended[invite_id] = utcnow() + timedelta(days=1)
             return
         self.ended[invite_id] = room.expires_at
-        if room.expiry is not None:
-            room.expiry.cancel()
+        for timer in (room.expiry, room.flush):
+            if timer is not None:
+                timer.cancel()
         message = (
             "The emergency service has ended this session."
             if code == "link_ended"
@@ -214,8 +246,30 @@ class Hub:
         for peer in (room.caller, room.console):
             if peer is not None:
                 with contextlib.suppress(Exception):
-                    await peer.send({"type": "ended"})
+                    await self._tell(peer, {"type": "ended"})
                     await peer.close(4410, code, message)
+
+    def _forget(self, invite_id: str) -> None:
+        self.requests.pop(invite_id, None)
+        self.relinked.pop(invite_id, None)
+        for role in ("caller", "console"):
+            self.ice_answers.pop((invite_id, role), None)
+
+    async def relinked_invite(self, invite_id: str) -> None:
+        """A resend minted a new link and forgot the phone: the old link's socket goes at once
+        (its token no longer opens anything), and the phones that knocked are forgotten."""
+        self.relinks += 1
+        self.relinked[invite_id] = self.relinks
+        self.requests.pop(invite_id, None)
+        self.ice_answers.pop((invite_id, "caller"), None)
+        room = self.rooms.get(invite_id)
+        if room is None or room.caller is None:
+            return
+        caller, room.caller = room.caller, None
+        refusal = link_replaced()
+        await caller.close(refusal.close_code, refusal.code, refusal.message)
+        if room.console is not None:
+            await self._tell(room.console, {"type": "peer", "present": False})
 
     def peer_present(self, peer: Peer) -> bool:
         room = self.rooms.get(peer.invite_id)
@@ -227,23 +281,101 @@ class Hub:
     async def close_all(self) -> None:
         for invite_id in list(self.rooms):
             room = self.rooms.pop(invite_id)
-            if room.expiry is not None:
-                room.expiry.cancel()
+            for timer in (room.expiry, room.flush):
+                if timer is not None:
+                    timer.cancel()
             for peer in (room.caller, room.console):
                 if peer is not None:
                     with contextlib.suppress(Exception):
                         await peer.close(1001, "going_away", "The service is restarting.")
 
+    # ---- another phone -------------------------------------------------------------------------
+
+    async def device_request(self, invite_id: str, device: str) -> None:
+        """Another phone was refused (a signaling hello, an open, a picture): the console is
+        asked once per phone, and again whenever a console takes its seat."""
+        now = time.monotonic()
+        if invite_id not in self.requests and len(self.requests) >= 1000:
+            self._prune_requests(now)
+        waiting = self.requests.setdefault(invite_id, {})
+        if device in waiting:
+            return
+        waiting[device] = now
+        while len(waiting) > MAX_DEVICE_REQUESTS:
+            del waiting[next(iter(waiting))]
+        room = self.rooms.get(invite_id)
+        if room is not None and room.console is not None:
+            await self._tell(room.console, {"type": "device-request", "device": device})
+
+    def _prune_requests(self, now: float) -> None:
+        for invite_id in list(self.requests):
+            waiting = self.requests[invite_id]
+            for device in [d for d, at in waiting.items() if now - at > DEVICE_REQUEST_SECONDS]:
+                del waiting[device]
+            if not waiting:
+                del self.requests[invite_id]
+
+    async def _allow_device(self, console: Peer, room: Room, device: Any) -> None:
+        waiting = self.requests.get(room.invite_id, {})
+        if device is None and waiting:
+            device = next(reversed(waiting))
+        if not isinstance(device, str) or device not in waiting:
+            return  # not (or no longer) asking: nothing to allow
+        await devices.allow(
+            self.showme, room.organisation_id, room.invite_id, device, console.actor
+        )
+        waiting.pop(device, None)
+        caller = room.caller
+        if caller is not None and caller.device != device:
+            room.caller = None
+            await caller.close(4001, "replaced", "The dispatcher allowed another phone.")
+            if room.console is not None:
+                await self._tell(room.console, {"type": "peer", "present": False})
+
     # ---- ICE -----------------------------------------------------------------------------------
 
     async def ice_for(self, peer: Peer) -> dict[str, Any]:
         """Fresh ICE servers for one socket, as ``RTCConfiguration`` takes them. Asked again
-        within 2 s, the socket gets the same ones (a provider call may cost an API request)."""
-        if peer.ice is not None and time.monotonic() - peer.ice_at < ICE_REUSE_SECONDS:
+        within 2 s, the socket gets the same ones; over the provider call limits, the latest
+        answer for its room and role (a restart still gets servers, a flood costs nothing)."""
+        now = time.monotonic()
+        if peer.ice is not None and now - peer.ice_at < ICE_REUSE_SECONDS:
             return peer.ice
-        peer.ice = await self._issue_ice(peer)
-        peer.ice_at = time.monotonic()
-        return peer.ice
+        try:
+            with self.showme.rate_limits.reserve(self._ice_limits(peer)):
+                ice = await self._issue_ice(peer)
+        except TooBusy:
+            ice = self._recent_ice(peer, now)
+        else:
+            self.ice_answers[(peer.invite_id, peer.role)] = (ice, now)
+        peer.ice = ice
+        peer.ice_at = now
+        return ice
+
+    def _ice_limits(self, peer: Peer) -> list[tuple[str, list[tuple[int, float]], str, str]]:
+        return [
+            (f"ice-invite:{peer.invite_id}", ICE_CALLS_PER_INVITE, "ICE requests", "this session"),
+            (
+                f"ice-org:{peer.organisation_id}",
+                ICE_CALLS_PER_ORGANISATION,
+                "ICE requests",
+                "this organisation",
+            ),
+        ]
+
+    def _recent_ice(self, peer: Peer, now: float) -> dict[str, Any]:
+        answer = self.ice_answers.get((peer.invite_id, peer.role))
+        if answer is not None:
+            ice, at = answer
+            ttl = ice.get("ttl")
+            if ttl is None:
+                return ice
+            left = math.floor(ttl - (now - at))
+            if left > 0:
+                return {**ice, "ttl": left}
+        log.warning("ICE provider calls over the limit", invite_id=peer.invite_id, role=peer.role)
+        policy = self.showme.settings.settings_for("core").get("ice_transport_policy", "all")
+        return {"iceServers": [], "iceTransportPolicy": policy, "ttl": None}
 
     async def _issue_ice(self, peer: Peer) -> dict[str, Any]:
         core = self.showme.settings.settings_for("core")
@@ -275,134 +407,13 @@ class Hub:
         if kind == "ice-request":
             await peer.send({"type": "ice", "ice": await self.ice_for(peer)})
         elif kind == "report":
-            await self._report(peer, room, message)
+            await self.reports.handle(peer, room, message)
         elif kind == "allow-device" and peer.role == "console":
-            device = message.get("device", room.pending_device)
-            if device is not None and device == room.pending_device:
-                room.allowed_device = device
+            await self._allow_device(peer, room, message.get("device"))
         elif kind in (CALLER_RELAYS if peer.role == "caller" else CONSOLE_RELAYS):
             validate_relayed(peer.role, message)
             other = room.console if peer.role == "caller" else room.caller
             if other is not None:
-                await other.send(message)
+                await self._tell(other, message)
         else:
             raise bad_message(f"unexpected message type {kind!r} from a {peer.role}")
-
-    async def _report(self, peer: Peer, room: Room, message: dict[str, Any]) -> None:
-        event = message.get("event")
-        allowed = CALLER_REPORTS if peer.role == "caller" else CONSOLE_REPORTS
-        if event not in allowed:
-            raise bad_message(f"unknown report {event!r}")
-        metrics = self.showme.metrics
-        stream: dict[str, Any] = {"invite_id": room.invite_id}
-        if event == "camera":
-            result = message.get("result")
-            if result not in ("granted", "refused", "unavailable"):
-                raise bad_message("camera result must be granted, refused or unavailable")
-            if result == "granted":
-                room.camera_granted_at = time.monotonic()
-                if room.state in ("idle", "ended"):
-                    metrics.stream_camera.labels(result).inc()
-                    await self._record(room, peer, "requested", "stream.requested", stream)
-            elif room.state != f"camera-{result}":
-                metrics.stream_camera.labels(result).inc()
-                room.state = f"camera-{result}"
-                await self._event(
-                    room, peer, "stream.failed", {**stream, "state": "failed", "reason": result}
-                )
-        elif event == "connected":
-            route = message.get("route")
-            if route not in ("direct", "relay"):
-                raise bad_message("route must be direct or relay")
-            if room.state != "connected" or room.route != route:
-                room.route = route
-                metrics.stream_connected.labels(route).inc()
-                await self._record(
-                    room, peer, "connected", "stream.connected", {**stream, "route": route}
-                )
-        elif event == "stills":
-            if room.state != "stills":
-                metrics.stream_stills.inc()
-                await self._record(room, peer, "stills", "stream.stills", stream)
-        elif event == "failed":
-            reason = message.get("reason")
-            if not isinstance(reason, str) or len(reason) > 200:
-                raise bad_message("reason must be a text of at most 200 characters")
-            now = time.monotonic()
-            if room.state != "failed" or now - room.failed_at >= FAILED_REPORT_SECONDS:
-                room.failed_at = now
-                metrics.stream_failed.inc()
-                await self._record(
-                    room, peer, "failed", "stream.failed", {**stream, "reason": reason}
-                )
-        elif event == "stopped":
-            if room.state not in ("idle", "ended"):
-                await self._record(room, peer, "ended", "stream.ended", stream)
-        elif event == "first-frame" and not room.first_frame_seen:
-            room.first_frame_seen = True
-            if room.camera_granted_at is not None:
-                metrics.stream_first_frame.observe(time.monotonic() - room.camera_granted_at)
-
-    async def _record(
-        self, room: Room, peer: Peer, state: str, type_: str, stream: dict[str, Any]
-    ) -> None:
-        """A change of the stream's state: on the feed and in the audit log, at most once per
-        10 s for each kind of change, whatever a page repeats."""
-        room.state = state
-        now = time.monotonic()
-        if now - room.recorded_at.get(type_, -REPORT_INTERVAL_SECONDS) < REPORT_INTERVAL_SECONDS:
-            return
-        room.recorded_at[type_] = now
-        await self._event(room, peer, type_, {**stream, "state": state})
-
-    async def _event(self, room: Room, peer: Peer, type_: str, stream: dict[str, Any]) -> None:
-        async with self.showme.transaction() as tx:
-            await tx.event(room.organisation_id, type_, {"stream": stream}, room.invite_id)
-            await audit.record(
-                tx.conn,
-                organisation_id=room.organisation_id,
-                actor=peer.actor,
-                action=type_,
-                subject=room.invite_id,
-                **{k: v for k, v in stream.items() if k not in ("invite_id", "state")},
-            )
-
-
-def validate_relayed(role: str, message: dict[str, Any]) -> None:
-    """Only well-formed WebRTC signaling passes; anything else refuses the sender."""
-    kind = message["type"]
-    fields = set(message) - {"type"}
-    if kind in ("offer", "answer"):
-        if (
-            fields != {"sdp"}
-            or not isinstance(message["sdp"], str)
-            or len(message["sdp"]) > MAX_SDP
-        ):
-            raise bad_message(f"{kind} needs an sdp text of at most {MAX_SDP} characters")
-    elif kind == "candidate":
-        candidate = message.get("candidate")
-        if fields != {"candidate"}:
-            raise bad_message("candidate needs a candidate field (an object or null)")
-        if candidate is not None:
-            allowed = {"candidate", "sdpMid", "sdpMLineIndex", "usernameFragment"}
-            if (
-                not isinstance(candidate, dict)
-                or set(candidate) - allowed
-                or not isinstance(candidate.get("candidate"), str)
-                or len(candidate["candidate"]) > MAX_CANDIDATE
-            ):
-                raise bad_message("candidate must be an RTCIceCandidateInit")
-    elif kind == "control":
-        if fields != {"action"} or message["action"] not in CONTROL_ACTIONS:
-            raise bad_message(f"control action must be one of {sorted(CONTROL_ACTIONS)}")
-    elif kind == "status":
-        if (
-            fields - {"rung", "camera", "facing", "torch"}
-            or message.get("rung", "waiting") not in RUNGS
-            or message.get("camera", "off") not in CAMERA_STATES
-            or message.get("facing", "environment") not in ("environment", "user")
-            or not isinstance(message.get("torch", False), bool)
-        ):
-            raise bad_message("status has rung, camera, facing and torch, with known values")
-    elif kind == "decoded" and fields:
-        raise bad_message("decoded has no fields")

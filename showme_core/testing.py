@@ -14,6 +14,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,11 @@ import pytest
 
 from showme_core.accounts import Role, create_api_key, create_user
 from showme_core.app import ShowMe, create_app
+from showme_core.clock import utcnow
 from showme_core.config import Settings
 from showme_core.hookspecs import hookimpl
 from showme_core.organisations import Organisation, create_organisation
-from showme_core.providers import OutgoingSms, SmsReceipt, SmsStatus, StoredObject
+from showme_core.providers import OutgoingSms, SmsReceipt, SmsStatus, StoredKey, StoredObject
 from showme_core.store.migrate import migrate
 
 TEST_ORIGIN = "http://showme.test"
@@ -57,6 +59,7 @@ class RecordingStorage:
     def __init__(self, name: str = "memory") -> None:
         self.name = name
         self.objects: dict[str, bytes] = {}
+        self.written: dict[str, datetime] = {}
         self.calls: list[tuple[str, str]] = []
 
     async def put(self, key: str, data: bytes) -> StoredObject:
@@ -64,6 +67,7 @@ class RecordingStorage:
 
         self.calls.append(("put", key))
         self.objects[key] = bytes(data)
+        self.written[key] = utcnow()
         return StoredObject(key, len(data), hashlib.sha256(data).hexdigest())
 
     async def open(self, key: str) -> AsyncIterator[bytes]:
@@ -75,9 +79,16 @@ class RecordingStorage:
     async def delete(self, key: str) -> None:
         self.calls.append(("delete", key))
         self.objects.pop(key, None)
+        self.written.pop(key, None)
 
     async def exists(self, key: str) -> bool:
         return key in self.objects
+
+    async def list(self, prefix: str = "") -> AsyncIterator[StoredKey]:
+        self.calls.append(("list", prefix))
+        for key, written in list(self.written.items()):
+            if key.startswith(prefix):
+                yield StoredKey(key, written)
 
 
 class ProviderPlugin:

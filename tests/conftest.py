@@ -96,6 +96,37 @@ class LiveServer:
     def log_text(self) -> str:
         return self.log_file.read_text() if self.log_file.exists() else ""
 
+    def kill(self) -> None:
+        """kill -9: no shutdown, no flush, as a crash or a power cut would stop it."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def restart(self) -> None:
+        """Start the same service again (same data, database and port) after it stopped."""
+        assert self.process.poll() is not None, "stop or kill the server first"
+        self.process = _launch(self.url, self.data_dir, self.env)
+
+
+def _launch(url: str, data_dir: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    port = url.rsplit(":", 1)[1]
+    with (data_dir / "stdout.log").open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "showme_core.cli", "serve", "--port", port],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_for(lambda: process.poll() is not None or _healthy(url), 30, "the server to answer")
+        assert process.poll() is None, (data_dir / "stdout.log").read_text()
+    except BaseException:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+        raise
+    return process
+
 
 def _healthy(url: str) -> bool:
     try:
@@ -132,18 +163,8 @@ def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[
             check=True,
             timeout=60,
         )
-        with (data_dir / "stdout.log").open("wb") as out:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "showme_core.cli", "serve", "--port", str(port)],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        server = LiveServer(url, data_dir, log_file, env, process)
+        server = LiveServer(url, data_dir, log_file, env, _launch(url, data_dir, env))
         started.append(server)
-        wait_for(lambda: process.poll() is not None or _healthy(url), 30, "the server to answer")
-        assert process.poll() is None, (data_dir / "stdout.log").read_text()
         return server
 
     yield start

@@ -2,29 +2,38 @@
 
 A write goes to a temporary file in the target directory, is fsynced, renamed into place and the
 directory fsynced: once ``put`` returns, the bytes survive a power cut, and a reader never sees a
-half-written file.
+half-written file. A crash mid-write leaves a ``.incoming-*`` file, which ``list`` reports and
+``delete`` removes like any key. Deleting the last file of a folder removes the folder (and its
+parent, the organisation's, when that empties too).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import re
 import tempfile
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from showme_core.hookspecs import hookimpl
-from showme_core.providers import StorageBackend, StoredObject
+from showme_core.providers import StorageBackend, StoredKey, StoredObject
 
 if TYPE_CHECKING:
     from showme_core.config import Settings
 
 NAME = "filesystem"
 CHUNK = 256 * 1024
-_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
+# Folders and names as the core makes them; a name may also be a temporary file of this backend.
+_KEY = re.compile(
+    r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*"
+    r"(/\.incoming-[A-Za-z0-9_-]+)?$"
+)
+TEMPORARY = ".incoming-"
 
 
 class FilesystemStorage:
@@ -57,15 +66,48 @@ class FilesystemStorage:
 
     async def delete(self, key: str) -> None:
         path = self._path(key)
-        await asyncio.to_thread(path.unlink, missing_ok=True)
+        await asyncio.to_thread(_unlink_and_prune, path, self.root)
+
+    async def list(self, prefix: str = "") -> AsyncIterator[StoredKey]:
+        found = await asyncio.to_thread(_walk, self.root, prefix)
+        for item in found:
+            yield item
 
     async def exists(self, key: str) -> bool:
         return await asyncio.to_thread(self._path(key).is_file)
 
 
+def _unlink_and_prune(path: Path, root: Path) -> None:
+    path.unlink(missing_ok=True)
+    folder = path.parent
+    while folder != root and root in folder.parents:
+        try:
+            folder.rmdir()  # only when empty: a purged invite leaves no folder behind
+        except OSError:
+            return
+        folder = folder.parent
+
+
+def _walk(root: Path, prefix: str) -> list[StoredKey]:
+    found: list[StoredKey] = []
+    for folder, _dirs, files in os.walk(root):
+        for name in files:
+            path = Path(folder, name)
+            key = path.relative_to(root).as_posix()
+            if not key.startswith(prefix) or not _KEY.match(key):
+                continue
+            with contextlib.suppress(FileNotFoundError):  # deleted while we looked
+                modified = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+                found.append(StoredKey(key, modified))
+    return found
+
+
 def _write_durably(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".incoming-")
+    try:
+        fd, tmp = _temporary(path)
+    except FileNotFoundError:
+        # The folder was pruned (its last file deleted) between mkdir and the write: again.
+        fd, tmp = _temporary(path)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -88,3 +130,8 @@ def showme_register_storage_backends(
 ) -> None:
     root = config.settings_for(NAME).get("root") or config.data_dir / "media"
     register(FilesystemStorage(Path(root)))
+
+
+def _temporary(path: Path) -> tuple[int, str]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return tempfile.mkstemp(dir=path.parent, prefix=TEMPORARY)

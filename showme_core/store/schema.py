@@ -102,6 +102,8 @@ invites = Table(
     Column("legal_hold", Boolean, nullable=False, server_default=false()),
     Column("legal_hold_by", String(100), nullable=True),
     _ts("legal_hold_at", nullable=True),
+    # SHA-256 of the device id of the phone that holds the link (docs/live.md, "One phone").
+    Column("device_hash", String(64), nullable=True),
     Index("ix_invites_org_created", "organisation_id", "created_at"),
 )
 

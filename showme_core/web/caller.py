@@ -7,6 +7,7 @@ from starlette.responses import JSONResponse, Response
 
 from showme_core import invites
 from showme_core.clock import iso
+from showme_core.devices import DEVICE_HEADER
 from showme_core.errors import NotAuthenticated
 from showme_core.web.auth import showme_of
 
@@ -21,9 +22,11 @@ def link_token(request: Request) -> str:
 
 
 async def open_link(request: Request) -> Response:
-    """The caller's page presents its token: the invite is now "opened"."""
+    """The caller's page presents its token (and its device id): the invite is now "opened"."""
     showme = showme_of(request)
-    invite, org = await invites.open_invite(showme, link_token(request))
+    invite, org, holds = await invites.open_invite(
+        showme, link_token(request), request.headers.get(DEVICE_HEADER)
+    )
     return JSONResponse(
         {
             "invite": {
@@ -32,6 +35,10 @@ async def open_link(request: Request) -> Response:
                 "status": invite.status().value,
             },
             "organisation": {"name": org.name},
+            # "waiting": another phone holds this link; the page says so at once.
+            "device": "holder" if holds else "waiting",
+            # The page sends an original it cannot read a location from, when it fits.
+            "limits": {"max_upload_bytes": showme.settings.max_upload_bytes},
         },
         headers={"Cache-Control": "no-store"},
     )

@@ -47,7 +47,8 @@ async def _showme_error(request: Request, exc: Exception) -> Response:
     if exc.retry_after is not None:
         response.headers["Retry-After"] = str(exc.retry_after)
     if exc.status == 408:
-        # The rest of the body is not read: the connection cannot carry another request.
+        # The rest of the body is not read: the connection cannot carry another request (the
+        # server ends it with a lingering close, see web/server.py).
         response.headers["Connection"] = "close"
     return response
 

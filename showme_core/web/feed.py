@@ -1,24 +1,27 @@
 """``/api/v1/events``: the console's live feed as Server-Sent Events.
 
-The store is the truth: the feed reads events after the last id the client saw (``Last-Event-ID``
-on a reconnect, or ``?after=`` on the first connect), sends them, then sleeps until the bus wakes
-it or the heartbeat is due. A reconnect therefore loses nothing.
+This module admits a feed (credentials, resume point, caps) and streams it; the fan-out, the caps
+and the credential re-checks are in :mod:`showme_core.feeds`. The store is the truth: the feed
+starts after the last id the client saw (``Last-Event-ID`` on a reconnect, or ``?after=`` on the
+first connect), so a reconnect loses nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import AsyncIterator
+import hashlib
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
-from showme_core.errors import InvalidInput, ShowMeError
-from showme_core.events import events_after, last_event_id
+from showme_core.auth import SESSION_COOKIE, Principal
+from showme_core.errors import InvalidInput, NotAuthenticated
+from showme_core.events import last_event_id
+from showme_core.feeds import Feed
 from showme_core.web.auth import require_principal, showme_of
 
-RETRY_MS = 2000
+SCOPE = "events:read"
 
 
 def _resume_point(request: Request) -> int | None:
@@ -34,47 +37,58 @@ def _resume_point(request: Request) -> int | None:
     return value
 
 
+def _credential_key(request: Request) -> str:
+    """What tells this request's credential apart: the API key it presents, or its session
+    cookie (hashed, so the table of open feeds holds no secret)."""
+    header = request.headers.get("authorization")
+    if header is not None:
+        presented = f"authorization {header}"
+    else:
+        presented = f"cookie {request.cookies.get(SESSION_COOKIE, '')}"
+    return hashlib.sha256(presented.encode()).hexdigest()
+
+
+class FeedResponse(StreamingResponse):
+    """The feed's stream; the feed's place is given back however the response ends, even when
+    the client left before the stream started."""
+
+    def __init__(self, feed: Feed) -> None:
+        super().__init__(
+            feed.stream(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+        self.feed = feed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.feed.close()
+
+
 async def event_feed(request: Request) -> Response:
-    principal = await require_principal(request, "events:read")
     showme = showme_of(request)
-    org_id = principal.organisation_id
+    checked_at = asyncio.get_running_loop().time()
+    principal = await require_principal(request, SCOPE)
     after = _resume_point(request)
     if after is None:
         async with showme.db.read() as db:
-            after = await last_event_id(db, org_id)
-    heartbeat = showme.settings.sse_heartbeat_seconds
+            after = await last_event_id(db, principal.organisation_id)
 
-    async def stream() -> AsyncIterator[str]:
-        last = after
-        showme.metrics.feed_clients.inc()
-        try:
-            yield f"retry: {RETRY_MS}\n: feed from {last}\n\n"
-            with showme.bus.listen(org_id) as wake:
-                while True:
-                    wake.clear()
-                    async with showme.db.read() as db:
-                        batch = await events_after(db, org_id, last)
-                    for event in batch:
-                        last = event.id
-                        data = json.dumps(event.to_json(), separators=(",", ":"))
-                        yield f"id: {event.id}\ndata: {data}\n\n"
-                    if batch:
-                        continue
-                    try:
-                        await asyncio.wait_for(wake.wait(), timeout=heartbeat)
-                    except TimeoutError:
-                        # Credentials can expire or be revoked while a feed stays open.
-                        try:
-                            await require_principal(request, "events:read")
-                        except ShowMeError:
-                            yield "event: ended\ndata: {}\n\n"
-                            return
-                        yield ": keep-alive\n\n"
-        finally:
-            showme.metrics.feed_clients.dec()
+    async def check_again() -> None:
+        # The same check that admitted the feed, on the same credential: when sessions become
+        # rows of their own, ending one ends its feeds here with no change.
+        again: Principal = await require_principal(request, SCOPE)
+        if (again.organisation_id, again.actor) != (principal.organisation_id, principal.actor):
+            raise NotAuthenticated("These credentials now name someone else; sign in again.")
 
-    return StreamingResponse(
-        stream(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    feed = showme.feeds.open(
+        organisation_id=principal.organisation_id,
+        holder=principal.actor,
+        credential_key=_credential_key(request),
+        check=check_again,
+        checked_at=checked_at,
+        after=after,
     )
+    return FeedResponse(feed)

@@ -69,18 +69,25 @@ def _too_slow() -> RequestTooSlow:
     )
 
 
-async def too_large_head(scope: Scope, receive: Receive, send: Send) -> None:
-    """The answer to a request whose head was over the bound (see :mod:`.server`)."""
-    body = b"The request's headers are too big.\n"
+async def respond(
+    send: Send, status: int, body: bytes, content_type: str, *headers: tuple[bytes, bytes]
+) -> None:
+    """A whole answer in raw ASGI, for what is decided before any route runs."""
     await send(
         {
             "type": "http.response.start",
-            "status": 431,
+            "status": status,
             "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-type", content_type.encode()),
                 (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
+                *headers,
             ],
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+async def too_large_head(scope: Scope, receive: Receive, send: Send) -> None:
+    """The answer to a request whose head was over the bound (see :mod:`.server`)."""
+    body = b"The request's headers are too big.\n"
+    await respond(send, 431, body, "text/plain; charset=utf-8", (b"connection", b"close"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -9,13 +10,13 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Message, Receive
 
-from showme_core import invites, media
+from showme_core import devices, invites, media
 from showme_core.app import ShowMe
-from showme_core.errors import Gone, InvalidInput, ShowMeError
+from showme_core.errors import ClientGone, Gone, InvalidInput, ShowMeError
 from showme_core.events import last_event_id
 from showme_core.web.auth import require_principal, showme_of
 from showme_core.web.caller import link_token
@@ -69,7 +70,12 @@ def _bounded(receive: Receive, limit: int) -> Receive:
     return bounded_receive
 
 
-async def _read_upload(request: Request, limit: int) -> tuple[bytes, dict[str, str]]:
+@contextlib.asynccontextmanager
+async def _read_upload(
+    request: Request, limit: int
+) -> AsyncIterator[tuple[UploadFile, dict[str, str]]]:
+    """The picture part (spooled: on disk past 1 MB, so waiting uploads hold no memory) and the
+    small fields beside it; closed when the block ends."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit + FORM_OVERHEAD:
         raise _too_large(limit)
@@ -84,7 +90,6 @@ async def _read_upload(request: Request, limit: int) -> tuple[bytes, dict[str, s
         picture = form.get("picture")
         if not isinstance(picture, UploadFile):
             raise BadUpload("The upload has no picture (a file part named 'picture').")
-        data = await picture.read()
         fields: dict[str, str] = {}
         for name, value in form.multi_items():
             if name == "picture":
@@ -93,18 +98,32 @@ async def _read_upload(request: Request, limit: int) -> tuple[bytes, dict[str, s
                 raise BadUpload("Send exactly one file, in the part named 'picture'.")
             if value.strip():
                 fields[name] = value.strip()
+        size = picture.size if picture.size is not None else len(await picture.read())
+        if size > limit:
+            raise _too_large(limit)
+        if not size:
+            raise BadUpload("The picture is empty.")
+        await picture.seek(0)
+        yield picture, fields
     finally:
         await form.close()
-    if len(data) > limit:
-        raise _too_large(limit)
-    if not data:
-        raise BadUpload("The picture is empty.")
-    return data, fields
 
 
 async def upload_picture(request: Request) -> Response:
-    """A caller sends a picture; answered only once it is durably stored (docs/media.md)."""
+    """A caller sends a picture; answered only once it is durably stored (docs/media.md). Every
+    refusal, whatever its reason, is counted in ``showme_media_rejected_total``."""
     showme = showme_of(request)
+    try:
+        return await _upload(request, showme)
+    except ClientDisconnect:
+        showme.metrics.media_rejected.labels(ClientGone.code).inc()
+        raise ClientGone("The phone hung up during the upload.") from None
+    except ShowMeError as exc:
+        showme.metrics.media_rejected.labels(exc.code).inc()
+        raise
+
+
+async def _upload(request: Request, showme: ShowMe) -> Response:
     token = link_token(request)
     key = request.headers.get("idempotency-key")
     if key is not None and not IDEMPOTENCY_KEY.match(key):
@@ -115,28 +134,21 @@ async def upload_picture(request: Request) -> Response:
         invite = await invites.invite_by_token(db, token)
         if not invite.live and (key is None or await media.key_unused(db, invite.id, key)):
             invites.require_live(invite)
-    with showme.uploads.admit(invite.id):
-        return await _receive(request, showme, token, key)
-
-
-async def _receive(request: Request, showme: ShowMe, token: str, key: str | None) -> Response:
-    try:
-        data, raw_fields = await _read_upload(request, showme.settings.max_upload_bytes)
-    except ShowMeError as exc:
-        showme.metrics.media_rejected.labels(exc.code).inc()
-        raise
-    try:
-        parsed = PictureFields.model_validate(raw_fields)
-    except ValidationError as exc:
-        raise validation_problem(exc) from exc
-    fields = media.CallerFields(
-        lat=parsed.lat,
-        lon=parsed.lon,
-        accuracy_m=parsed.accuracy_m,
-        captured_at=parsed.captured_at,
-        kind=parsed.kind,
-    )
-    item, replayed = await media.ingest(showme, token, data, fields, key)
+    await devices.require_device(showme, invite, request.headers.get(devices.DEVICE_HEADER))
+    with showme.uploads.admit(invite.organisation_id, invite.id):
+        async with _read_upload(request, showme.settings.max_upload_bytes) as (picture, raw):
+            try:
+                parsed = PictureFields.model_validate(raw)
+            except ValidationError as exc:
+                raise validation_problem(exc) from exc
+            fields = media.CallerFields(
+                lat=parsed.lat,
+                lon=parsed.lon,
+                accuracy_m=parsed.accuracy_m,
+                captured_at=parsed.captured_at,
+                kind=parsed.kind,
+            )
+            item, replayed = await media.ingest(showme, token, picture, fields, key)
     headers = {**NO_STORE, "Location": f"/api/v1/media/{item.id}"}
     if replayed:
         headers["Idempotent-Replayed"] = "true"

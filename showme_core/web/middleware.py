@@ -17,7 +17,7 @@ import structlog
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from showme_core.web.limits import BodyPace, paced
+from showme_core.web.limits import BodyPace, paced, respond
 
 if TYPE_CHECKING:
     from showme_core.app import ShowMe
@@ -169,15 +169,4 @@ async def _refuse_host(scope: Scope, send: Send, request_id: str) -> None:
             }
         }
     ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 400,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"cache-control", b"no-store"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await respond(send, 400, body, "application/json", (b"cache-control", b"no-store"))

@@ -58,6 +58,13 @@ _PAGING = [
     {"name": "before", "in": "query", "schema": {"type": "string", "format": "date-time"}},
 ]
 _JPEG = {"description": "The JPEG", "content": {"image/jpeg": {}}}
+_LINK = {"name": "X-ShowMe-Link", "in": "header", "required": True, "schema": {"type": "string"}}
+# The phone's own id: one phone holds a link, others wait until the dispatcher allows them.
+_DEVICE = {
+    "name": "X-ShowMe-Device",
+    "in": "header",
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{8,64}$"},
+}
 _EXTRAS = _json(
     {
         "type": "object",
@@ -201,6 +208,8 @@ def build_document() -> dict[str, Any]:
                         "201": _json(_INVITE, "Created; `link` is shown this once."),
                         "402": _ERROR,
                         "422": _ERROR,
+                        "429": _ERROR,
+                        "503": _ERROR,
                     },
                     body="InviteCreate",
                 ),
@@ -246,6 +255,7 @@ def build_document() -> dict[str, Any]:
                         "404": _ERROR,
                         "410": _ERROR,
                         "429": _ERROR,
+                        "503": _ERROR,
                     },
                     parameters=[_INVITE_ID],
                 )
@@ -322,12 +332,8 @@ def build_document() -> dict[str, Any]:
                     "summary": "The caller sends a picture; answered once durably stored",
                     "security": [],
                     "parameters": [
-                        {
-                            "name": "X-ShowMe-Link",
-                            "in": "header",
-                            "required": True,
-                            "schema": {"type": "string"},
-                        },
+                        _LINK,
+                        _DEVICE,
                         {
                             "name": "Idempotency-Key",
                             "in": "header",
@@ -352,7 +358,17 @@ def build_document() -> dict[str, Any]:
                         ),
                         **{
                             code: _ERROR
-                            for code in ("400", "401", "409", "410", "413", "415", "422")
+                            for code in (
+                                "400",
+                                "401",
+                                "408",
+                                "409",
+                                "410",
+                                "413",
+                                "415",
+                                "422",
+                                "429",
+                            )
                         },
                     },
                 }
@@ -360,7 +376,7 @@ def build_document() -> dict[str, Any]:
             "/api/v1/events": {
                 "get": _op(
                     "Live feed (Server-Sent Events); resumes from Last-Event-ID",
-                    {"200": {"description": "text/event-stream of events"}},
+                    {"200": {"description": "text/event-stream of events"}, "429": _ERROR},
                     parameters=[
                         {"name": "after", "in": "query", "schema": {"type": "integer"}},
                         {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"}},
@@ -370,16 +386,27 @@ def build_document() -> dict[str, Any]:
             "/api/v1/caller/open": {
                 "post": _op(
                     "The caller's page presents its link token (header X-ShowMe-Link)",
-                    {"200": ok_object, "401": _ERROR, "410": _ERROR},
+                    {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "invite": {"type": "object"},
+                                    "organisation": {"type": "object"},
+                                    "device": {"type": "string", "enum": ["holder", "waiting"]},
+                                    "limits": {
+                                        "type": "object",
+                                        "properties": {"max_upload_bytes": {"type": "integer"}},
+                                    },
+                                },
+                            },
+                            "The link is open; `device` says whether this phone holds it",
+                        ),
+                        "401": _ERROR,
+                        "410": _ERROR,
+                    },
                     auth=False,
-                    parameters=[
-                        {
-                            "name": "X-ShowMe-Link",
-                            "in": "header",
-                            "required": True,
-                            "schema": {"type": "string"},
-                        }
-                    ],
+                    parameters=[_LINK, _DEVICE],
                 )
             },
             "/api/v1/outbox": {

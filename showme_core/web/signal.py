@@ -5,26 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
 from typing import Any
 
 import structlog
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from showme_core import invites
+from showme_core import devices, invites, tokens
 from showme_core.errors import ShowMeError
 from showme_core.organisations import get_organisation
-from showme_core.signaling import (
-    HELLO_TIMEOUT_SECONDS,
-    MAX_MESSAGE_BYTES,
-    Peer,
-    Refusal,
-    bad_message,
-)
+from showme_core.signaling import HELLO_TIMEOUT_SECONDS, MAX_MESSAGE_BYTES, Peer
+from showme_core.signaling_messages import Refusal, bad_message
 from showme_core.web.auth import allowed_origins, authenticate, showme_of
 
 log = structlog.get_logger("showme.signaling")
-DEVICE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 # Close codes for what the HTTP API answers with a status (docs/live.md, "Refusals").
 CLOSE_FOR_STATUS = {401: 4401, 403: 4403, 404: 4404, 410: 4410}
 
@@ -38,19 +31,20 @@ async def signal(ws: WebSocket) -> None:
         if hello.get("type") != "hello":
             raise bad_message("the first message must be hello")
         peer, room = await _admit(ws, hello)
-        # ICE first: between taking the seat and the welcome nothing may wait, or the other
-        # side's first message (an offer) would arrive before this side knows its servers.
+        # The seat first, ICE servers after: a refused socket costs no provider call. What the
+        # other side sends meanwhile (an offer) waits for the welcome, which carries the servers.
+        present = await showme.hub.join(peer, room)
         ice = await showme.hub.ice_for(peer)
-        await showme.hub.join(peer, room)
-        await peer.send(
+        await showme.hub.welcome(
+            peer,
             {
                 "type": "welcome",
                 "role": peer.role,
                 "invite_id": peer.invite_id,
-                "peer": showme.hub.peer_present(peer),
+                "peer": present,
                 "ice": ice,
                 **({"video": room_video(ws, peer)} if peer.role == "caller" else {}),
-            }
+            },
         )
         showme.metrics.signal_sockets.labels(peer.role).inc()
         try:
@@ -65,6 +59,10 @@ async def signal(ws: WebSocket) -> None:
         await _refuse(ws, refusal)
     except WebSocketDisconnect:
         pass
+    except Exception:
+        # A fault of ours must not leave the page hanging on a half-open socket.
+        log.exception("signaling socket failed", role=peer.role if peer else None)
+        await _refuse(ws, Refusal(1011, "internal_error", "Something went wrong; reconnect."))
     finally:
         if peer is not None:
             await showme.hub.leave(peer)
@@ -90,7 +88,7 @@ async def _receive(ws: WebSocket, timeout: float | None = None) -> dict[str, Any
         raise Refusal(1009, "too_large", f"messages are at most {MAX_MESSAGE_BYTES} bytes")
     try:
         message = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: "[[[[..." nested too deep
         raise bad_message("messages are JSON objects") from exc
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
         raise bad_message("messages are JSON objects with a type")
@@ -101,6 +99,8 @@ async def _admit(ws: WebSocket, hello: dict[str, Any]) -> tuple[Peer, Any]:
     """Check who says hello, and against which live invite; nothing is relayed before this."""
     showme = showme_of(ws)
     role = hello.get("role")
+    # Before the link is checked: a resend after this point keeps the socket out of its seat.
+    admitted = showme.hub.relinks
 
     async def send(message: dict[str, Any]) -> None:
         if ws.application_state == WebSocketState.CONNECTED:
@@ -118,7 +118,7 @@ async def _admit(ws: WebSocket, hello: dict[str, Any]) -> tuple[Peer, Any]:
             if (
                 not isinstance(token, str)
                 or not isinstance(device, str)
-                or not DEVICE.match(device)
+                or not devices.DEVICE_ID.match(device)
             ):
                 raise bad_message("a caller's hello needs its link token and a device id")
             async with showme.db.read() as db:
@@ -135,7 +135,9 @@ async def _admit(ws: WebSocket, hello: dict[str, Any]) -> tuple[Peer, Any]:
                 f"caller:{invite.id}",
                 send,
                 close,
-                device=device,
+                device=devices.fingerprint(device),
+                token_hash=tokens.hash_token(token),
+                admitted=admitted,
             )
         elif role == "console":
             if set(hello) - {"type", "role", "invite_id"} or not isinstance(

@@ -130,9 +130,14 @@ def test_check_gives_a_verdict_per_provider(tmp_path: Path) -> None:
     from tests.plugins.showme_sms_clickatell.fake_clickatell import FakeClickatell
 
     assert run(tmp_path, "migrate").returncode == 0
-    plain = run(tmp_path, "check")
-    assert plain.returncode == 0
+    unset = run(tmp_path, "check")
+    assert unset.returncode == 1
+    assert "public_url: NOT SET" in unset.stdout
+    (tmp_path / "plain.toml").write_text('public_url = "https://showme.psap.example"\n')
+    plain = run(tmp_path, "--config", str(tmp_path / "plain.toml"), "check")
+    assert plain.returncode == 0, plain.stdout
     assert "outbox: nothing to check" in plain.stdout
+    assert "public_url: https://showme.psap.example" in plain.stdout
     fake = FakeClickatell().start()
     try:
 
@@ -145,10 +150,10 @@ def test_check_gives_a_verdict_per_provider(tmp_path: Path) -> None:
                 }
             }
             env_file = tmp_path / "showme.toml"
+            table = json.dumps(settings).replace('": ', '" = ')
             env_file.write_text(
-                f'plugins = ["sms_clickatell"]\nplugin_settings = {json.dumps(settings)}\n'.replace(
-                    '": ', '" = '
-                )
+                'public_url = "https://showme.psap.example"\n'
+                f'plugins = ["sms_clickatell"]\nplugin_settings = {table}\n'
             )
             return run(tmp_path, "--config", str(env_file), "check")
 

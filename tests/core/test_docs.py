@@ -54,3 +54,12 @@ def test_hook_is_exercised_by_a_test(hook: str) -> None:
 def test_readme_has_the_two_commands() -> None:
     readme = (ROOT / "README.md").read_text()
     assert "make run" in readme and "make test" in readme
+
+
+def test_every_setting_is_documented() -> None:
+    """An operator finds every setting, with its default, in docs/operations.md."""
+    from showme_core.config import Settings
+
+    docs = (ROOT / "docs" / "operations.md").read_text()
+    missing = [name for name in Settings.model_fields if f"`{name}`" not in docs]
+    assert missing == [], f"docs/operations.md does not name these settings: {missing}"

@@ -289,3 +289,19 @@ def test_requests_keep_working_on_a_healthy_connection(server: LiveServer) -> No
     with httpx.Client(base_url=server.url) as client:
         for _ in range(5):
             assert client.get("/healthz").status_code == 200
+
+
+def test_an_early_refusal_reaches_a_client_still_sending(server: LiveServer) -> None:
+    """Refused before its body is read (a dead link, another phone, too large), the upload
+    still gets its answer: the server lingers, reading and dropping the rest, instead of
+    closing with unread bytes, which would reset the connection under the answer."""
+    big = b"\xff\xd8" + bytes(8 * 1024 * 1024)
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        for _ in range(5):
+            answer = client.post(
+                "/api/v1/caller/media",
+                headers={"X-ShowMe-Link": "x" * 24},
+                files={"picture": ("p.jpg", big, "image/jpeg")},
+            )
+            assert answer.status_code == 401
+            assert answer.json()["error"]["code"] == "invalid_link"

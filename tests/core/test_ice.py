@@ -6,12 +6,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs
 
 import pytest
 
@@ -25,6 +21,7 @@ from showme_core.signaling import Peer
 from showme_core.testing import settings_for_tests
 from showme_ice_coturn import CoturnIce, turn_credentials
 from showme_ice_twilio import TwilioIce, TwilioIceError
+from tests.fake_twilio_tokens import FakeTwilioTokens, twilio_tokens
 from tests.turn import TurnServer
 
 REQUEST = IceRequest("org1", "inv1", "caller", "peer-0001")
@@ -77,73 +74,10 @@ async def test_coturn_credentials_are_per_socket_and_accepted_by_coturn(
     assert not turn_server.allocates(turn["username"], "forged")
 
 
-class FakeTwilio(BaseHTTPRequestHandler):
-    """Twilio's Tokens endpoint as documented: Basic auth, a form Ttl, 201 with ice_servers."""
-
-    seen: list[dict[str, Any]] = []  # noqa: RUF012 - shared by the handler instances
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length", "0"))
-        form = parse_qs(self.rfile.read(length).decode())
-        auth = base64.b64decode(self.headers.get("Authorization", "Basic ").split()[1]).decode()
-        FakeTwilio.seen.append({"path": self.path, "form": form, "auth": auth})
-        if auth != "SKkey:secret":
-            self.reply(401, {"code": 20003, "message": "Authenticate", "status": 401})
-            return
-        ttl = form["Ttl"][0]
-        user = "dc2d2894d5a9023620c467b0e71cfa6a35457e6679785ed6ae9856fe5bdfa269"
-        self.reply(
-            201,
-            {
-                "account_sid": "ACtest",
-                "ttl": ttl,
-                "username": user,
-                "password": "tE2Daj",
-                "ice_servers": [
-                    {
-                        "url": "stun:global.stun.twilio.com:3478",
-                        "urls": "stun:global.stun.twilio.com:3478",
-                    },
-                    {
-                        "url": "turn:x",
-                        "urls": "turn:global.turn.twilio.com:3478?transport=udp",
-                        "username": user,
-                        "credential": "tE2Daj",
-                    },
-                    {
-                        "urls": "turn:global.turn.twilio.com:443?transport=tcp",
-                        "username": user,
-                        "credential": "tE2Daj",
-                    },
-                ],
-                "date_created": "Fri, 01 May 2020 01:42:57 +0000",
-            },
-        )
-
-    def reply(self, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def twilio() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeTwilio)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    FakeTwilio.seen.clear()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with twilio_tokens() as url:
+        yield url
 
 
 async def test_twilio_tokens_are_fetched_per_socket(twilio: str) -> None:
@@ -153,10 +87,10 @@ async def test_twilio_tokens_are_fetched_per_socket(twilio: str) -> None:
     assert config.ice_servers[0]["urls"] == "stun:global.stun.twilio.com:3478"
     assert all("url" not in s for s in config.ice_servers)  # the legacy key is dropped
     assert config.ice_servers[1]["username"].startswith("dc2d")
-    assert FakeTwilio.seen[0]["path"] == "/2010-04-01/Accounts/ACtest/Tokens.json"
-    assert FakeTwilio.seen[0]["form"] == {"Ttl": ["300"]}
+    assert FakeTwilioTokens.seen[0]["path"] == "/2010-04-01/Accounts/ACtest/Tokens.json"
+    assert FakeTwilioTokens.seen[0]["form"] == {"Ttl": ["300"]}
     await provider.ice_servers(REQUEST)
-    assert len(FakeTwilio.seen) == 2  # a fresh token every time
+    assert len(FakeTwilioTokens.seen) == 2  # a fresh token every time
 
 
 async def test_twilio_refusals_and_outages_are_explained(twilio: str) -> None:

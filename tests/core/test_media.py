@@ -582,3 +582,27 @@ async def test_paging_reads_any_offset_as_the_same_instant(
     for before, expected in ((later, [item["id"]]), (earlier, [])):
         answer = await tenant.client.get("/api/v1/media", params={"before": before.isoformat()})
         assert [m["id"] for m in answer.json()["items"]] == expected, before
+
+
+async def test_every_refusal_is_counted(tenant: Tenant, showme_client: httpx.AsyncClient) -> None:
+    """Whatever the reason a picture is refused, showme_media_rejected_total says so."""
+    _invite_id, token = await new_invite(tenant)
+    good = pictures.jpeg(pictures.scene(64, 48))
+    refusals = {
+        "invalid_link": await upload(showme_client, "x" * 24, good),
+        "picture_format_not_allowed": await upload(showme_client, token, pictures.gif()),
+        "picture_too_large": await upload(showme_client, token, b"\xff\xd8" + bytes(MAX_BYTES)),
+        "invalid_input": await upload(showme_client, token, good, fields={"lat": "123"}),
+        "bad_upload": await showme_client.post(
+            "/api/v1/caller/media", headers={"X-ShowMe-Link": token}, content=b"{}"
+        ),
+    }
+    assert (await upload(showme_client, token, good, key="refusal-key-1")).status_code == 201
+    refusals["idempotency_conflict"] = await upload(
+        showme_client, token, pictures.jpeg(pictures.scene(48, 64)), key="refusal-key-1"
+    )
+    metrics = (await showme_client.get("/metrics")).text
+    for reason, answer in refusals.items():
+        assert 400 <= answer.status_code < 500, (reason, answer.status_code)
+        assert answer.json()["error"]["code"] == reason
+        assert f'showme_media_rejected_total{{reason="{reason}"}} 1.0' in metrics, reason

@@ -6,110 +6,31 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
-from typing import Any, ClassVar
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
-import websockets
-from websockets.asyncio.client import ClientConnection
 
+from showme_core.devices import fingerprint
 from tests.conftest import LiveServer
-
-PASSWORD = "a long dispatcher password"
-OFFER = {"type": "offer", "sdp": "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\n"}
-
-
-class Psap:
-    made: ClassVar[list[Psap]] = []
-
-    def __init__(self, server: LiveServer, slug: str) -> None:
-        Psap.made.append(self)
-        self.server = server
-        self.slug = slug
-        self.email = f"anna@{slug}.test"
-        server.cli("org", "create", "--slug", slug, "--name", f"PSAP {slug}", "--region", "BE")
-        server.cli(
-            "user",
-            "create",
-            "--org",
-            slug,
-            "--email",
-            self.email,
-            "--name",
-            "Anna",
-            "--password-stdin",
-            stdin=PASSWORD + "\n",
-        )
-        self.http = httpx.Client(base_url=server.url, headers={"Origin": server.url})
-        signed_in = self.http.post(
-            "/api/v1/session", json={"email": self.email, "password": PASSWORD}
-        )
-        assert signed_in.status_code == 200
-
-    @property
-    def cookie(self) -> str:
-        return "; ".join(f"{k}={v}" for k, v in self.http.cookies.items())
-
-    def invite(self, send_sms: bool = True) -> tuple[str, str]:
-        created = self.http.post(
-            "/api/v1/invites", json={"phone": "+32470123456", "send_sms": send_sms}
-        )
-        assert created.status_code == 201
-        return created.json()["id"], created.json()["link"].split("#", 1)[1]
+from tests.live_signaling import (
+    OFFER,
+    Psap,
+    caller,
+    closed_psaps,
+    connect,
+    console,
+    receive,
+    refused,
+)
 
 
 @pytest.fixture
 def live(start_server: Any) -> Iterator[LiveServer]:
     server: LiveServer = start_server()
     yield server
-    for psap in Psap.made:
-        psap.http.close()
-    Psap.made.clear()
-
-
-def ws_url(server: LiveServer) -> str:
-    return server.url.replace("http://", "ws://") + "/ws/signal"
-
-
-@asynccontextmanager
-async def connect(server: LiveServer, **headers: str) -> AsyncIterator[ClientConnection]:
-    async with websockets.connect(
-        ws_url(server), additional_headers=headers, open_timeout=10
-    ) as ws:
-        yield ws
-
-
-async def receive(ws: ClientConnection, timeout: float = 5.0) -> dict[str, Any]:
-    message: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), timeout))
-    return message
-
-
-async def refused(ws: ClientConnection) -> tuple[str, int | None]:
-    """Everything the socket receives until it closes must be one refusal."""
-    message = await receive(ws)
-    assert message["type"] == "refused", message
-    with pytest.raises(websockets.ConnectionClosed):
-        await receive(ws)
-    assert ws.close_code is not None
-    return message["code"], ws.close_code
-
-
-async def caller(server: LiveServer, token: str, device: str = "phone-one-device") -> Any:
-    ws = await websockets.connect(ws_url(server), open_timeout=10)
-    await ws.send(json.dumps({"type": "hello", "role": "caller", "token": token, "device": device}))
-    return ws
-
-
-async def console(psap: Psap, invite_id: str, origin: str | None = None) -> Any:
-    ws = await websockets.connect(
-        ws_url(psap.server),
-        additional_headers={"Origin": origin or psap.server.url, "Cookie": psap.cookie},
-        open_timeout=10,
-    )
-    await ws.send(json.dumps({"type": "hello", "role": "console", "invite_id": invite_id}))
-    return ws
+    closed_psaps()
 
 
 async def test_caller_and_console_of_one_invite_talk_and_nobody_else_hears(
@@ -220,6 +141,18 @@ async def test_refusals_come_before_any_message(live: LiveServer) -> None:
         (json.dumps({"type": "status", "rung": "flying"}), "bad_message"),
         (json.dumps({"type": "report", "event": "camera", "result": "maybe"}), "bad_message"),
         (json.dumps({"type": "offer", "sdp": "x" * 70_000}), "too_large"),
+        # Nested deeper than the parser goes, within 64 KB: refused, not a server error.
+        pytest.param("[" * 60_000, "bad_message", id="nested-list"),
+        pytest.param(
+            '{"type": "offer", "sdp": ' + "[" * 30_000 + "]" * 30_000 + "}",
+            "bad_message",
+            id="nested-sdp",
+        ),
+        # Nested within what parses: nothing but flat fields is relayed.
+        (
+            json.dumps({"type": "candidate", "candidate": {"candidate": "c", "sdpMid": [[[0]]]}}),
+            "bad_message",
+        ),
     ],
 )
 async def test_malformed_messages_close_the_sender(
@@ -238,6 +171,7 @@ async def test_malformed_messages_close_the_sender(
     assert close_code == (1009 if code == "too_large" else 4400)
     assert await receive(desk) == {"type": "peer", "present": False}  # nothing relayed
     await desk.close()
+    assert "Traceback" not in live.log_text() and "RecursionError" not in live.log_text()
 
 
 async def test_a_console_page_on_http_opens_its_ws_socket(live: LiveServer) -> None:
@@ -281,7 +215,9 @@ async def test_a_flood_is_cut_off(live: LiveServer) -> None:
     assert await refused(phone) == ("too_many_messages", 4429)
 
 
-async def test_newest_console_takes_over_and_a_second_phone_needs_leave(live: LiveServer) -> None:
+async def test_newest_console_takes_over_and_a_second_phone_needs_the_dispatchers_leave(
+    live: LiveServer,
+) -> None:
     north = Psap(live, "north")
     invite_id, token = north.invite()
     phone = await caller(live, token, device="first-phone-device")
@@ -303,15 +239,44 @@ async def test_newest_console_takes_over_and_a_second_phone_needs_leave(live: Li
     assert await receive(second) == {"type": "peer", "present": True}
     intruder = await caller(live, token, device="second-phone-device")
     assert await refused(intruder) == ("another_device", 4409)
-    assert await receive(second) == {"type": "device-request", "device": "second-phone-device"}
+    # The console sees the phone's fingerprint, never its device id.
+    second_phone = fingerprint("second-phone-device")
+    assert await receive(second) == {"type": "device-request", "device": second_phone}
+    again = await caller(live, token, device="second-phone-device")
+    assert await refused(again) == ("another_device", 4409)  # asked once per phone
     await second.send(json.dumps({"type": "allow-device"}))
-    await second.send(json.dumps({"type": "decoded"}))  # a round trip: the allow is processed
-    assert await receive(reloaded) == {"type": "decoded"}
+    # "Allow" hands the link over at once: the phone that held it is closed as replaced.
+    assert await refused(reloaded) == ("replaced", 4001)
+    assert await receive(second) == {"type": "peer", "present": False}
     allowed = await caller(live, token, device="second-phone-device")
     assert (await receive(allowed))["type"] == "welcome"
-    assert await refused(reloaded) == ("replaced", 4001)
+    assert await receive(second) == {"type": "peer", "present": True}
+    # The first phone now waits its turn, and the dispatcher is asked about it.
+    back = await caller(live, token, device="first-phone-device")
+    assert await refused(back) == ("another_device", 4409)
+    assert await receive(second) == {
+        "type": "device-request",
+        "device": fingerprint("first-phone-device"),
+    }
+    # A console that takes the seat later is asked about the phones still waiting.
+    third = await console(north, invite_id)
+    welcome = await receive(third)
+    assert welcome["type"] == "welcome" and welcome["peer"] is True
+    assert await receive(third) == {
+        "type": "device-request",
+        "device": fingerprint("first-phone-device"),
+    }
+    with sqlite3.connect(live.data_dir / "showme.db") as db:
+        held = db.execute("SELECT device_hash FROM invites WHERE id = ?", (invite_id,)).fetchone()
+        audited = db.execute(
+            "SELECT actor, details FROM audit_records WHERE action = 'invite.device_allowed'"
+        ).fetchall()
+    assert held == (second_phone,)
+    assert [(actor, json.loads(details)) for actor, details in audited] == [
+        (f"user:{north.user_id}", {"device": second_phone[:16]})
+    ]
     await allowed.close()
-    await second.close()
+    await third.close()
 
 
 def read_stream_events(live: LiveServer, psap: Psap, after: int, count: int) -> list[Any]:

@@ -300,6 +300,7 @@ async def test_rate_limits_per_sender_and_per_organisation(
     assert refused.json()["error"]["code"] == "rate_limited"
     assert int(refused.headers["retry-after"]) >= 1
     assert await credits(tenant) == before  # nothing charged, nothing sent
+    await showme.drain()  # the three accepted ones are sent in the background
     assert len(first.sent) == 3
     # A bad number does not use up the limit of another sender of the organisation, the CAD.
     assert (await tenant.cad.post("/api/v1/invites", json={"phone": "12"})).status_code == 422
@@ -307,9 +308,34 @@ async def test_rate_limits_per_sender_and_per_organisation(
         assert (await tenant.cad.post("/api/v1/invites", json={"phone": PHONE})).status_code == 201
     org_limit = await tenant.cad.post("/api/v1/invites", json={"phone": PHONE})
     assert org_limit.status_code == 429 and "organisation" in org_limit.json()["error"]["message"]
-    # Links without SMS are not limited.
+    # Links without SMS cost no SMS: they count against the invite limits only (see below).
     quiet = await tenant.cad.post("/api/v1/invites", json={"phone": PHONE, "send_sms": False})
     assert quiet.status_code == 201
+
+
+async def test_links_without_sms_have_limits_too(
+    showme: ShowMe, make_tenant: Maker, showme_settings: Settings
+) -> None:
+    """Each invite opens upload slots and a signaling room: a key minting link-only invites in a
+    loop is stopped like one sending SMS, per sender and per organisation."""
+    limits = {"invite_rate_per_sender": [(4, 60.0)], "invite_rate_per_organisation": [(6, 60.0)]}
+    showme.settings = showme.settings.model_copy(update=limits)
+    tenant = await make_tenant(sms_providers=["first"])
+
+    async def quiet(client: httpx.AsyncClient) -> httpx.Response:
+        return await client.post("/api/v1/invites", json={"phone": PHONE, "send_sms": False})
+
+    for _ in range(4):
+        assert (await quiet(tenant.cad)).status_code == 201
+    refused = await quiet(tenant.cad)
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "rate_limited"
+    assert "invites" in refused.json()["error"]["message"]
+    assert int(refused.headers["retry-after"]) >= 1
+    for _ in range(2):  # the dispatcher's own allowance, until the organisation's is used up
+        assert (await quiet(tenant.client)).status_code == 201
+    org_limit = await quiet(tenant.client)
+    assert org_limit.status_code == 429 and "organisation" in org_limit.json()["error"]["message"]
+    assert first.sent == []
 
 
 async def test_only_allowed_countries_get_links(showme: ShowMe, make_tenant: Maker) -> None:

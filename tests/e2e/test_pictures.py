@@ -113,3 +113,43 @@ def test_a_chosen_photo_is_on_top_of_the_wall_within_two_seconds(
     finally:
         console_context.close()
         phone_context.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "mime", "make"),
+    [
+        ("IMG_0043.webp", "image/webp", pictures.webp),
+        ("IMG_0044.heic", "image/heic", pictures.heic),
+    ],
+)
+def test_a_location_the_page_cannot_read_still_arrives(
+    browser: Browser, psap: LiveServer, name: str, mime: str, make: object
+) -> None:
+    """The page reads EXIF from JPEGs only: a WebP or HEIC goes as it is (it fits the upload
+    limit), so the server reads its location, which the page's re-encoding would have dropped."""
+    assert callable(make)
+    photo = make(pictures.scene(1600, 1200), pictures.gps_exif(*RIO, accuracy_m=9))
+    console_context = browser.new_context(viewport={"width": 1280, "height": 800})
+    phone_context = browser.new_context(viewport=PHONE_VIEWPORT, is_mobile=True, has_touch=True)
+    try:
+        console = console_context.new_page()
+        sign_in(console, psap)
+        href = send_link(console)
+        phone = phone_context.new_page()
+        phone_errors = watch_errors(phone)
+        phone.goto(href)
+        expect(phone.locator("#actions")).to_be_visible()
+        phone.locator("#choose-picture").set_input_files(
+            FilePayload(name=name, mimeType=mime, buffer=photo)
+        )
+        sent = phone.locator("#sent-pictures li").first
+        expect(sent).to_have_attribute("data-state", "sent", timeout=10_000)
+        listed = console.request.get(f"{psap.url}/api/v1/media").json()["items"][0]
+        assert listed["location"]["source"] == "exif", listed
+        assert abs(listed["location"]["lat"] - RIO[0]) < 1e-4
+        assert abs(listed["location"]["lon"] - RIO[1]) < 1e-4
+        assert (listed["width"], listed["height"]) == (1600, 1200)  # the original went
+        assert phone_errors == []
+    finally:
+        console_context.close()
+        phone_context.close()

@@ -790,8 +790,11 @@ class Tile {
     setText(this.el.hide, hidden ? "Show picture" : "Hide picture");
   }
 
+  // Another phone opened this link (the server names it by a fingerprint, never its id). Until
+  // "Allow" it cannot send pictures or video; "Ignore" keeps it so.
   deviceRequest(device) {
-    this.deviceRequested = typeof device === "string" ? device : "";
+    if (typeof device !== "string" || !device) return;
+    this.deviceRequested = device;
     this.el.device.hidden = false;
     this.owner.onAnnounce?.("Another phone wants to join a live session.");
   }
@@ -799,7 +802,9 @@ class Tile {
   answerDevice(allow) {
     this.el.device.hidden = true;
     if (allow && this.send({ type: "allow-device", device: this.deviceRequested })) {
-      this.setMessage("The other phone may join now: it replaces the first one.");
+      this.setMessage("The other phone is allowed: it replaces the first one within a few seconds.");
+    } else if (!allow) {
+      this.setMessage("Ignored: that phone cannot send pictures or video to this session.");
     }
     this.deviceRequested = null;
   }
