@@ -122,19 +122,26 @@ function failed(item, message, retry) {
   if (retry) item.retry.focus();
 }
 
+// A phone's WebP or HEIC/HEIF (by its first bytes): the formats whose location this page cannot
+// read itself but the server can.
+const ORIGINAL = /^RIFF[^]{4}WEBP|^[^]{4}ftyp(heic|heix|heim|heis|hevc|hevx|mif1|msf1)/;
+
 async function prepare(item, file) {
-  let jpeg = false;
+  let keep = false;
   try {
     const head = await file.slice(0, EXIF_BYTES).arrayBuffer();
-    jpeg = new Uint8Array(head.slice(0, 3)).join() === "255,216,255";
-    if (jpeg) item.fields = (await (exif ??= import("./exif.js"))).readExif(head);
+    const start = String.fromCharCode(...new Uint8Array(head.slice(0, 12)));
+    if (start.startsWith("\xff\xd8\xff")) {
+      item.fields = (await (exif ??= import("./exif.js"))).readExif(head);
+    }
+    keep = ORIGINAL.test(start) && file.size <= maxBytes;
   } catch {
     // Old browsers lack Blob.arrayBuffer: the picture still goes, without the fields.
   }
   const small = await downscale(file);
-  // This page reads a location from a JPEG only: any other original (WebP, HEIC) goes as it is
-  // when it fits, so that the server reads its location; else the smaller copy goes.
-  item.blob = small && (jpeg || file.size > maxBytes) ? small : file;
+  // This page reads a location from a JPEG only: a WebP or HEIC original goes as it is when it
+  // fits, so that the server reads its location; anything else goes as the smaller JPEG.
+  item.blob = small && !keep ? small : file;
   item.name = item.blob === small ? "picture.jpg" : file.name || "picture";
   if (small) thumbnail(item, small);
 }

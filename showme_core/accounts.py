@@ -196,9 +196,20 @@ async def find_api_key(conn: AsyncConnection, secret: str) -> ApiKey | None:
 
 
 async def revoke_api_key(conn: AsyncConnection, organisation_id: str, key_id: str) -> bool:
-    result = await conn.execute(
+    """Revoke a key of the organisation; False when it has no such key. Revoking twice keeps
+    the first time (the audit and the key agree on when it stopped working)."""
+    await conn.execute(
         update(api_keys)
-        .where(api_keys.c.id == key_id, api_keys.c.organisation_id == organisation_id)
+        .where(
+            api_keys.c.id == key_id,
+            api_keys.c.organisation_id == organisation_id,
+            api_keys.c.revoked_at.is_(None),
+        )
         .values(revoked_at=utcnow())
     )
-    return bool(result.rowcount)
+    found = await conn.scalar(
+        select(api_keys.c.id).where(
+            api_keys.c.id == key_id, api_keys.c.organisation_id == organisation_id
+        )
+    )
+    return found is not None

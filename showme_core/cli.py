@@ -90,10 +90,12 @@ def _demo_settings(settings: Settings) -> Settings:
     unless ``public_url`` says otherwise."""
     if settings.public_url is not None:
         return settings
-    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    # Listening on every interface, the demo is still reached first at this machine's own.
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(settings.host, settings.host)  # noqa: S104
     hosts = [*settings.allowed_hosts]
-    if settings.host in ("127.0.0.1", "::1"):
+    if host in ("127.0.0.1", "::1"):
         hosts.append(f"localhost:{settings.port}")
+    host = f"[{host}]" if ":" in host else host
     return settings.model_copy(
         update={"public_url": f"http://{host}:{settings.port}", "allowed_hosts": hosts}
     )
@@ -309,6 +311,9 @@ def cmd_check(args: argparse.Namespace) -> int:
             print("public_url: NOT SET - caller links and SMS delivery reports need it")
         else:
             print(f"public_url: {showme.settings.public_url}")
+        if not (showme.settings.metrics_listen or showme.settings.metrics_token):
+            # Not a failure: a proxy may keep /metrics from the public. Worth knowing.
+            print("metrics: OPEN on the main port - set metrics_listen or metrics_token")
         for name, provider in sorted(showme.sms_providers.items()):
             check = getattr(provider, "check", None)
             if check is None:

@@ -80,7 +80,7 @@ class Settings(BaseModel):
     max_decoding_pixels: int = Field(default=64_000_000, ge=1)
     # Stored media bytes without a committed row (a crash between the write and the commit) are
     # removed at start-up and by the retention sweep once they are this old.
-    orphan_grace_seconds: float = Field(default=600.0, ge=0)
+    orphan_grace_seconds: float = Field(default=600.0, ge=60)
     # Invites (with or without an SMS) per sender and per organisation: (count, seconds) windows.
     invite_rate_per_sender: list[tuple[int, float]] = Field(
         default_factory=lambda: [(30, 60.0), (300, 3600.0)]

@@ -2,7 +2,8 @@
 
 The first device that opens the link, takes a live video seat or sends a picture holds the invite;
 another phone waits until the dispatcher allows it (``docs/live.md``, "One phone per link"). The
-holder is kept in the store as SHA-256 of the page's device id, so that it survives a restart and
+holder is kept in the store as SHA-256 of the invite's id and the page's device id (so a phone's
+fingerprints in two calls are unrelated), so that it survives a restart and
 every instance sees the same one. A resend forgets it in the transaction that mints the new link
 (:func:`showme_core.invites.resend_invite`).
 """
@@ -32,11 +33,13 @@ WAITING_MESSAGE = (
 )
 
 
-def fingerprint(device: str | None) -> str | None:
-    """What the store keeps of a page's device id; ``None`` for no id or a malformed one."""
+def fingerprint(device: str | None, invite_id: str) -> str | None:
+    """What the store keeps of a page's device id for one invite; ``None`` for no id or a
+    malformed one. Salted with the invite, so the same phone has unrelated fingerprints in
+    different calls and different PSAPs: a stored fingerprint cannot follow a person around."""
     if device is None or not DEVICE_ID.match(device):
         return None
-    return hashlib.sha256(device.encode()).hexdigest()
+    return hashlib.sha256(f"{invite_id}:{device}".encode()).hexdigest()
 
 
 def another_device() -> Conflict:
@@ -115,7 +118,7 @@ async def require_device(showme: ShowMe, invite: Invite, device: str | None) -> 
     ``X-ShowMe-Device`` header as sent."""
     if not invite.live:
         return  # the picture path answers for a dead link, and for retries after it died
-    found = fingerprint(device)
+    found = fingerprint(device, invite.id)
     if not await holds(showme, invite.organisation_id, invite.id, found):
         if found is not None:
             await showme.hub.device_request(invite.id, found)

@@ -425,10 +425,10 @@ async def open_invite(
     another one waits until the dispatcher allows it, and the console is asked."""
     from showme_core import devices  # the phone's side of the invite, which it imports
 
-    found = devices.fingerprint(device)
     async with showme.transaction() as tx:
         invite = await invite_for_token(tx.conn, token, for_update=True)
         org = await get_organisation(tx.conn, invite.organisation_id)
+        found = devices.fingerprint(device, invite.id)
         holds = await devices.claim(tx.conn, org.id, invite.id, found)
         if invite.opened_at is None:
             now = utcnow()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
+import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -468,6 +470,12 @@ async def delete_purged_bytes(showme: ShowMe) -> None:
 
 
 ORPHAN_BATCH = 500
+# The keys ingest writes (<organisation>/<invite>/<media>.jpg and .thumb.jpg) and what an
+# interrupted write leaves beside them. Nothing else a backend lists is ever the sweep's to touch,
+# even if an operator points storage at a folder that holds other files.
+_MEDIA_KEY = re.compile(
+    r"^[0-9a-f]{32}/[0-9a-f]{32}/(?:(?P<media>[0-9a-f]{32})\.(?:thumb\.)?jpg|\.incoming-[\w-]+)$"
+)
 
 
 async def remove_orphans(showme: ShowMe, now: datetime | None = None) -> int:
@@ -475,16 +483,22 @@ async def remove_orphans(showme: ShowMe, now: datetime | None = None) -> int:
     ``orphan_grace_seconds``: what a crash left between writing a picture and committing its row
     (or in the middle of a write). Without this they would stay for ever, outside retention.
     Returns how many keys were removed. Safe beside uploads in progress: their files are younger
-    than the grace, which is far longer than the moment between a write and its commit."""
+    than the grace, which is far longer than the moment between a write and its commit. A backend
+    that cannot list what it holds is skipped (``StorageBackend`` in ``providers.py``)."""
+    listing = getattr(showme.storage, "list", None)
+    if listing is None:
+        return 0
     cutoff = (now or utcnow()) - timedelta(seconds=showme.settings.orphan_grace_seconds)
     removed = 0
-    batch: list[str] = []
-    async for stored in showme.storage.list():
-        if stored.modified_at <= cutoff:
-            batch.append(stored.key)
+    batch: dict[str, str | None] = {}  # key -> the media id it belongs to (None: a half write)
+    async for stored in listing():
+        found = _MEDIA_KEY.match(stored.key)
+        if found is None or stored.modified_at > cutoff:
+            continue
+        batch[stored.key] = found.group("media")
         if len(batch) >= ORPHAN_BATCH:
             removed += await _remove_unreferenced(showme, batch)
-            batch = []
+            batch = {}
     if batch:
         removed += await _remove_unreferenced(showme, batch)
     if removed:
@@ -493,14 +507,14 @@ async def remove_orphans(showme: ShowMe, now: datetime | None = None) -> int:
     return removed
 
 
-async def _remove_unreferenced(showme: ShowMe, keys: list[str]) -> int:
+async def _remove_unreferenced(showme: ShowMe, keys: dict[str, str | None]) -> int:
+    """Delete the keys no row references, looking rows up by their primary key."""
+    ids = {media_id for media_id in keys.values() if media_id is not None}
     async with showme.db.read() as db:
         referenced = {
             key
             for row in await db.execute(
-                select(media.c.storage_key, media.c.thumbnail_key).where(
-                    or_(media.c.storage_key.in_(keys), media.c.thumbnail_key.in_(keys))
-                )
+                select(media.c.storage_key, media.c.thumbnail_key).where(media.c.id.in_(ids))
             )
             for key in row
         }
@@ -510,21 +524,29 @@ async def _remove_unreferenced(showme: ShowMe, keys: list[str]) -> int:
     return len(orphans)
 
 
-async def sweep(showme: ShowMe) -> None:
-    """One round of the background sweep: retention, then bytes a crash orphaned."""
+async def sweep(showme: ShowMe, *, orphans: bool = True) -> None:
+    """One round of the background sweep: retention, then (when asked) bytes a crash orphaned."""
     count = await purge_expired(showme)
     if count:
         log.info("retention purge", purged=count)
-    await remove_orphans(showme)
+    if orphans:
+        await remove_orphans(showme)
     showme.metrics.retention_sweeps.inc()
 
 
 async def retention_loop(showme: ShowMe, every: float) -> None:
     """Sweep in the background for as long as the service runs, starting at once (a restart
-    after a crash cleans up before the first interval)."""
+    after a crash cleans up before the first interval). Orphans are looked for at start-up and
+    then once per grace period: listing every stored key each minute would cost more than the
+    rare crash it cleans up after."""
+    orphans_at = -math.inf
     while True:
+        now = time.monotonic()
+        due = now - orphans_at >= showme.settings.orphan_grace_seconds
+        if due:
+            orphans_at = now
         try:
-            await sweep(showme)
+            await sweep(showme, orphans=due)
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -344,17 +344,13 @@ def _boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]
 
 
 def _bmff_end(data: bytes) -> int | None:
-    i, n = 0, len(data)
-    while i + 8 <= n:
-        size = int.from_bytes(data[i : i + 4], "big")
-        if size == 1:
-            size = int.from_bytes(data[i + 8 : i + 16], "big")
-        elif size == 0:
-            return n
-        if size < 8 or i + size > n or not data[i + 4 : i + 8].isascii():
-            return i
-        i += size
-    return i
+    """Where the top-level boxes stop making sense: the end of the last well-formed one."""
+    end = 0
+    for kind, _body, box_end in _boxes(data, 0, len(data)):
+        if not kind.isascii():
+            break
+        end = box_end
+    return end
 
 
 # ---- WebP --------------------------------------------------------------------------------------

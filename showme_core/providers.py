@@ -162,7 +162,16 @@ class StoredKey:
 
 @runtime_checkable
 class StorageBackend(Protocol):
-    """Keeps media bytes. ``put`` returns only once the bytes are durable."""
+    """Keeps media bytes. ``put`` returns only once the bytes are durable.
+
+    An optional method the core uses when a backend has it (a backend without it still loads):
+
+    - ``list(prefix: str = "") -> AsyncIterator[StoredKey]``: every key under ``prefix``
+      (``""``: all), including what an interrupted write left behind, which ``delete`` removes
+      like any key. The core compares it with its rows to remove bytes a crash orphaned, so
+      nothing stored escapes retention; without it, such bytes stay until an operator removes
+      them.
+    """
 
     name: str
 
@@ -177,12 +186,6 @@ class StorageBackend(Protocol):
         ...
 
     async def exists(self, key: str) -> bool: ...
-
-    def list(self, prefix: str = "") -> AsyncIterator[StoredKey]:
-        """Every key under ``prefix`` (``""``: all), including what an interrupted write left
-        behind, which ``delete`` removes like any key. The core compares this with its rows to
-        remove bytes a crash orphaned, so nothing stored escapes retention."""
-        ...
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,15 @@ from contextlib import contextmanager
 
 from showme_core.errors import TooBusy
 
+PRUNE_EVERY = 1024
+
 
 class RateLimiter:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._hits: dict[str, deque[float]] = {}
+        self._longest = 0.0  # the longest window asked for: older hits count for nothing
+        self._calls = 0
 
     @contextmanager
     def reserve(
@@ -29,9 +33,13 @@ class RateLimiter:
         :class:`TooBusy` saying too many ``what`` by ``who`` and when to retry; the slots are
         given back if the block raises."""
         now = self._clock()
+        self._calls += 1
+        if self._calls % PRUNE_EVERY == 0:
+            self._prune(now)
         for key, limits, what, who in checks:
             hits = self._hits.get(key, deque())
             longest = max((seconds for _count, seconds in limits), default=0)
+            self._longest = max(self._longest, longest)
             while hits and hits[0] <= now - longest:
                 hits.popleft()
             for count, seconds in limits:
@@ -57,6 +65,16 @@ class RateLimiter:
                 if kept and at in kept:
                     kept.remove(at)
             raise
+
+    def _prune(self, now: float) -> None:
+        """Forget keys whose last hit is older than any window (keys come and go with invites)."""
+        for key in [
+            k for k, hits in self._hits.items() if not hits or hits[-1] <= now - self._longest
+        ]:
+            del self._hits[key]
+
+    def __len__(self) -> int:
+        return len(self._hits)
 
 
 def _span(seconds: float) -> str:

@@ -300,9 +300,11 @@ class Hub:
         waiting = self.requests.setdefault(invite_id, {})
         if device in waiting:
             return
+        if len(waiting) >= MAX_DEVICE_REQUESTS:
+            # The first phones keep their place: someone cycling device ids with a leaked link
+            # cannot push the real caller's phone out (a resend starts afresh).
+            return
         waiting[device] = now
-        while len(waiting) > MAX_DEVICE_REQUESTS:
-            del waiting[next(iter(waiting))]
         room = self.rooms.get(invite_id)
         if room is not None and room.console is not None:
             await self._tell(room.console, {"type": "device-request", "device": device})

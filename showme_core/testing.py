@@ -143,8 +143,10 @@ def settings_for_tests(data_dir: Path, database_url: str, **overrides: Any) -> S
         "secret_keys": ["test-secret-key"],
         "log_file": data_dir / "showme.log",
         "sse_heartbeat_seconds": 1.0,
-        # Links are built from public_url only; the in-process clients call this origin.
+        # Links are built from public_url only; the in-process clients call this origin, which
+        # stays an allowed host when a test sets another public_url (as a proxy's inner name).
         "public_url": TEST_ORIGIN,
+        "allowed_hosts": [TEST_ORIGIN.removeprefix("http://")],
         # Tests purge explicitly (media.purge_expired) rather than racing a background sweep.
         "retention_sweep_seconds": 0,
         **overrides,

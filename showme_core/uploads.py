@@ -9,8 +9,8 @@ holding one PSAP's API key) cannot take the service from the others:
   :mod:`showme_core.web.limits` enforces.
 - :class:`PixelBudget`: pixels being decoded at once. Memory while decoding follows pixels, not
   requests (a few kilobytes of header can ask for 50 MP), so decoding waits for room in the
-  budget; an organisation may hold at most half of it while another waits, and waiting
-  organisations are served before one that already decodes.
+  budget. Alone, an organisation may use all of it; while another waits, at most half, and
+  waiting organisations that decode less are served first.
 """
 
 from __future__ import annotations
@@ -129,27 +129,36 @@ class PixelBudget:
         finally:
             self._release(waiter)
 
-    def _fits(self, waiter: _Waiter) -> bool:
-        if self._used + waiter.pixels > self.total:
-            return False
+    def _capped(self, waiter: _Waiter) -> bool:
+        """Whether ``waiter``'s organisation already has its share while another one waits."""
         held = self._by_organisation.get(waiter.organisation_id, 0)
-        return held == 0 or held + waiter.pixels <= self.per_organisation
+        if held == 0 or held + waiter.pixels <= self.per_organisation:
+            return False
+        return any(other.organisation_id != waiter.organisation_id for other in self._waiting)
 
     def _grant(self) -> None:
-        """Serve waiters in order of what their organisation already decodes, then of arrival;
-        stop at the first that does not fit, so a large picture is never overtaken for ever."""
+        """Serve waiters in order of what their organisation already decodes, then of arrival.
+        One whose organisation has its share while another waits is passed over; one that needs
+        more room than is free stops the line, so a large picture is never overtaken for ever."""
         while self._waiting:
             order = sorted(
                 enumerate(self._waiting),
                 key=lambda pair: (self._by_organisation.get(pair[1].organisation_id, 0), pair[0]),
             )
-            _index, first = order[0]
-            if not self._fits(first):
+            chosen = None
+            for _index, waiter in order:
+                if self._capped(waiter):
+                    continue
+                if self._used + waiter.pixels > self.total:
+                    return
+                chosen = waiter
+                break
+            if chosen is None:
                 return
-            self._waiting.remove(first)
-            self._used += first.pixels
-            _add(self._by_organisation, first.organisation_id, first.pixels)
-            first.granted.set_result(None)
+            self._waiting.remove(chosen)
+            self._used += chosen.pixels
+            _add(self._by_organisation, chosen.organisation_id, chosen.pixels)
+            chosen.granted.set_result(None)
 
     def _release(self, waiter: _Waiter) -> None:
         self._used -= waiter.pixels

@@ -26,10 +26,15 @@ class BodyPace:
     grace: float  # seconds before the average rate counts
     min_rate: int  # bytes per second, on average, after the grace
 
-    def due(self, waited: float, received: int) -> float:
+    def due(self, received: int) -> float:
         """How many seconds of waiting a body that has ``received`` bytes may reach."""
         by_rate = self.grace + received / self.min_rate if self.min_rate > 0 else math.inf
         return min(self.deadline, by_rate)
+
+
+# Methods whose requests carry a body the app reads; others pass through unpaced (a GET's stray
+# body is never read, and the event feed's disconnect listener must not fail on one).
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 def paced(receive: Receive, pace: BodyPace) -> Receive:
@@ -43,7 +48,7 @@ def paced(receive: Receive, pace: BodyPace) -> Receive:
         nonlocal waited, received, complete
         if complete:
             return await receive()  # the body is in: what follows is a disconnect, unbounded
-        left = pace.due(waited, received) - waited
+        left = pace.due(received) - waited
         if left <= 0:
             raise _too_slow()
         started = loop.time()

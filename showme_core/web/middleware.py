@@ -17,7 +17,7 @@ import structlog
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from showme_core.web.limits import BodyPace, paced, respond
+from showme_core.web.limits import BODY_METHODS, BodyPace, paced, respond
 
 if TYPE_CHECKING:
     from showme_core.app import ShowMe
@@ -26,8 +26,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger("showme.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 QUIET_PATHS = {"/healthz", "/metrics"}
-# A load balancer probes an instance by its own address: these answer whatever the Host says.
-ANY_HOST_PATHS = {"/healthz", "/readyz"}
+# A load balancer probes an instance by its own address: this answers whatever the Host says.
+ANY_HOST_PATHS = {"/healthz"}
 
 # No inline script anywhere: every page loads its modules from this origin.
 CSP = (
@@ -95,7 +95,7 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        if scope["type"] == "http":
+        if scope["type"] == "http" and scope.get("method") in BODY_METHODS:
             receive = paced(receive, self.pace)
         offered = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = offered if _REQUEST_ID.match(offered) else uuid.uuid4().hex
@@ -129,6 +129,8 @@ class RequestContext:
             self._finish(scope, status["code"], time.perf_counter() - started)
 
     def _host_allowed(self, scope: Scope, headers: dict[bytes, bytes]) -> bool:
+        if sum(name == b"host" for name, _value in scope.get("headers") or []) > 1:
+            return False  # two Host headers: parts of the stack would read different ones
         if self.hosts is None or scope.get("path") in ANY_HOST_PATHS:
             return True
         return headers.get(b"host", b"").decode("latin-1").lower() in self.hosts

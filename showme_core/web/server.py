@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import math
+import threading
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -37,6 +38,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from showme_core.web.limits import too_large_head
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
     from showme_core.config import Settings
 
 log = structlog.get_logger("showme")
@@ -202,7 +205,6 @@ def return_pixels_to_the_system() -> bool:
 def serve(settings: Settings) -> None:
     """Run the service until it is stopped (``showme serve``)."""
     import uvicorn
-    from prometheus_client import start_http_server
 
     from showme_core.app import ShowMe, create_app
 
@@ -215,10 +217,7 @@ def serve(settings: Settings) -> None:
             "set it to the address callers reach"
         )
     if settings.metrics_listen:
-        host, _, port = settings.metrics_listen.rpartition(":")
-        start_http_server(
-            int(port), addr=host.strip("[]") or "127.0.0.1", registry=showme.metrics.registry
-        )
+        serve_metrics(settings, showme.metrics.registry)
     uvicorn.run(
         app,
         host=settings.host,
@@ -255,3 +254,31 @@ class _LingeringClose:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
+
+
+def serve_metrics(settings: Settings, registry: CollectorRegistry) -> None:
+    """``/metrics`` on a listener of its own (``metrics_listen``), in a thread, behind
+    ``metrics_token`` too when one is set."""
+    import hmac
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    from prometheus_client import make_wsgi_app
+
+    metrics = make_wsgi_app(registry)
+    token = settings.metrics_token
+
+    def guarded(environ: dict[str, Any], start_response: Any) -> Any:
+        offered = environ.get("HTTP_AUTHORIZATION", "").removeprefix("Bearer ").strip()
+        if token and not hmac.compare_digest(offered.encode(), token.encode()):
+            start_response("401 Unauthorized", [("Content-Type", "text/plain")])
+            return [b"Metrics need 'Authorization: Bearer <metrics_token>'.\n"]
+        return metrics(environ, start_response)
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass  # scrapes every few seconds: not worth a log line each
+
+    assert settings.metrics_listen is not None
+    host, _, port = settings.metrics_listen.rpartition(":")
+    server = make_server(host.strip("[]") or "127.0.0.1", int(port), guarded, handler_class=Quiet)
+    threading.Thread(target=server.serve_forever, name="showme-metrics", daemon=True).start()

@@ -135,7 +135,7 @@ async def _admit(ws: WebSocket, hello: dict[str, Any]) -> tuple[Peer, Any]:
                 f"caller:{invite.id}",
                 send,
                 close,
-                device=devices.fingerprint(device),
+                device=devices.fingerprint(device, invite.id),
                 token_hash=tokens.hash_token(token),
                 admitted=admitted,
             )

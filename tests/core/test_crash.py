@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import os
 import random
 import re
 import secrets
@@ -135,8 +136,12 @@ def test_kill_9_during_a_hundred_uploads_loses_no_acknowledged_picture(
     acknowledged = [shot for shot in shots if shot.answer is not None]
     assert UPLOADS // 3 <= len(acknowledged) < UPLOADS, "the kill came after every upload"
 
-    # The same service again, now sweeping at once for bytes without a row.
-    server.env.update(SHOWME_RETENTION_SWEEP_SECONDS="1", SHOWME_ORPHAN_GRACE_SECONDS="0")
+    # Ten minutes later, the same service again: its first sweep looks for bytes without a row
+    # (the files are made older instead of waiting for the grace period to pass).
+    for path in (server.data_dir / "media").rglob("*"):
+        then = path.stat().st_mtime - 3600
+        os.utime(path, (then, then))
+    server.env.update(SHOWME_RETENTION_SWEEP_SECONDS="1", SHOWME_ORPHAN_GRACE_SECONDS="600")
     server.restart()
     wait_for(lambda: metric(server, "showme_retention_sweeps_total") >= 1, 30, "a sweep")
 

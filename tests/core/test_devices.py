@@ -113,7 +113,10 @@ async def test_an_ignored_phone_cannot_upload_or_take_a_seat(
     async with httpx.AsyncClient(base_url=live.url, timeout=20) as http:
         assert (await open_link(http, token, REAL))["device"] == "holder"
         assert (await open_link(http, token, OTHER))["device"] == "waiting"
-        assert await receive(desk) == {"type": "device-request", "device": fingerprint(OTHER)}
+        assert await receive(desk) == {
+            "type": "device-request",
+            "device": fingerprint(OTHER, invite_id),
+        }
 
         # The dispatcher ignores it: its pictures, stills and snapshots are refused, and so is
         # a request without a device id now that the link is held.
@@ -135,7 +138,7 @@ async def test_an_ignored_phone_cannot_upload_or_take_a_seat(
         assert status == 201, sent
         listed = north.http.get(f"/api/v1/invites/{invite_id}/media").json()["items"]
         assert [item["id"] for item in listed] == [sent["media"]["id"]]
-        assert holder_in_store(live, invite_id) == fingerprint(REAL)
+        assert holder_in_store(live, invite_id) == fingerprint(REAL, invite_id)
 
     # Another instance on the same store knows the holder too (it is not in a room's memory).
     other = start_server(SHOWME_DATA_DIR=str(live.data_dir))
@@ -156,7 +159,7 @@ async def test_a_resend_evicts_the_old_links_sockets_and_forgets_the_phone(
     squatter = await caller(live, old_token, OTHER)
     assert (await receive(squatter))["type"] == "welcome"
     assert await receive(desk) == {"type": "peer", "present": True}
-    assert holder_in_store(live, invite_id) == fingerprint(OTHER)
+    assert holder_in_store(live, invite_id) == fingerprint(OTHER, invite_id)
 
     resent = north.http.post(f"/api/v1/invites/{invite_id}/resend")
     assert resent.status_code == 201, resent.text
@@ -174,7 +177,7 @@ async def test_a_resend_evicts_the_old_links_sockets_and_forgets_the_phone(
         assert (await receive(phone))["type"] == "welcome"
         assert await receive(desk) == {"type": "peer", "present": True}
         assert (await upload(live, new_token, REAL))[0] == 201
-    assert holder_in_store(live, invite_id) == fingerprint(REAL)
+    assert holder_in_store(live, invite_id) == fingerprint(REAL, invite_id)
     await phone.close()
     await desk.close()
 
@@ -192,7 +195,7 @@ async def test_racing_phones_make_one_holder(showme: ShowMe, tenant: Tenant) -> 
     org = tenant.org.id
     # Without a device id a request passes while nobody holds the link, and claims nothing.
     assert await holds(showme, org, invite_id, None)
-    phones = [fingerprint(f"racing-phone-{i:04d}") for i in range(8)]
+    phones = [fingerprint(f"racing-phone-{i:04d}", invite_id) for i in range(8)]
     answers = await asyncio.gather(*(holds(showme, org, invite_id, p) for p in phones))
     assert answers.count(True) == 1
     winner = phones[answers.index(True)]
@@ -224,3 +227,11 @@ async def test_an_open_tells_the_page_whether_it_waits(
     odd = await showme_client.post("/api/v1/caller/open", headers=phone_headers(token, "x y"))
     assert odd.json()["device"] == "waiting"
     assert json.loads(odd.text)["invite"]["status"] == "opened"
+
+
+def test_a_phone_cannot_be_followed_from_call_to_call() -> None:
+    """The stored fingerprint is salted with the invite: one phone, two calls, two unrelated
+    values (and no id, no fingerprint)."""
+    first, second = fingerprint(REAL, "a" * 32), fingerprint(REAL, "b" * 32)
+    assert first is not None and second is not None and first != second
+    assert fingerprint(None, "a" * 32) is None and fingerprint("short", "a" * 32) is None

@@ -110,7 +110,8 @@ async def test_a_foreign_host_cannot_open_a_signaling_socket(showme_app: Any) ->
 class TestWithoutPublicUrl:
     @pytest.fixture
     def showme_settings(self, tmp_path: Path, showme_database_url: str) -> Settings:
-        return settings_for_tests(tmp_path, showme_database_url, public_url=None)
+        # Nothing configured: any host is accepted, and no link can be made.
+        return settings_for_tests(tmp_path, showme_database_url, public_url=None, allowed_hosts=[])
 
     async def test_no_link_is_made_and_nothing_is_created(
         self, tenant: Tenant, showme: Any
@@ -132,3 +133,32 @@ class TestWithoutPublicUrl:
             "/api/v1/sms/callbacks/outbox", headers={"Host": "evil.example"}
         )
         assert answer.status_code == 503
+
+
+async def test_two_host_headers_are_refused(showme_app: Any) -> None:
+    """One Host for the check, another for what reads the request's URL: refused outright."""
+    sent: list[dict[str, Any]] = []
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/api/v1/me",
+        "raw_path": b"/api/v1/me",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"evil.example"), (b"host", b"showme.test")],
+        "client": ("127.0.0.1", 1),
+        "server": ("showme.test", 80),
+    }
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await showme_app(scope, receive, send)
+    assert sent[0]["status"] == 400
+    assert b"host_not_allowed" in sent[1]["body"]

@@ -13,20 +13,25 @@ from showme_core.testing import settings_for_tests
 from tests.conftest import free_port, wait_for
 
 
-def test_metrics_on_their_own_listener(start_server: Any) -> None:
+def test_metrics_on_their_own_listener_and_behind_the_token(start_server: Any) -> None:
     port = free_port()
-    server = start_server(SHOWME_METRICS_LISTEN=f"127.0.0.1:{port}")
+    server = start_server(
+        SHOWME_METRICS_LISTEN=f"127.0.0.1:{port}", SHOWME_METRICS_TOKEN="scrape-me-please"
+    )
     assert httpx.get(f"{server.url}/healthz").status_code == 200
     assert httpx.get(f"{server.url}/metrics").status_code == 404
+    scrape = f"http://127.0.0.1:{port}/metrics"
 
     def scraped() -> bool:
         try:
-            answer = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
+            answer = httpx.get(scrape, headers={"Authorization": "Bearer scrape-me-please"})
         except httpx.HTTPError:
             return False
         return answer.status_code == 200 and "showme_http_requests_total" in answer.text
 
     wait_for(scraped, 10, "metrics on their own listener")
+    assert httpx.get(scrape).status_code == 401
+    assert httpx.get(scrape, headers={"Authorization": "Bearer guess"}).status_code == 401
 
 
 class TestMetricsToken:

@@ -15,6 +15,7 @@ from showme_core import media
 from showme_core.clock import utcnow
 from showme_core.config import Settings
 from showme_core.defaults.storage_fs import FilesystemStorage
+from showme_core.ids import new_id
 from showme_core.testing import Tenant
 from tests import pictures
 
@@ -54,14 +55,19 @@ async def test_crash_leftovers_are_removed_after_the_grace(
     root = showme_settings.data_dir / "media"
     invite_dir = root / tenant.org.id / kept["invite_id"]
     # What a kill -9 leaves: a picture and thumbnail written, no row; a write cut in the middle.
-    leftovers = [invite_dir / "med_crashed.jpg", invite_dir / "med_crashed.thumb.jpg"]
+    crashed = new_id()
+    leftovers = [invite_dir / f"{crashed}.jpg", invite_dir / f"{crashed}.thumb.jpg"]
     for path in leftovers:
         path.write_bytes(pictures.jpeg(pictures.scene(8, 8)))
     half = invite_dir / ".incoming-abc123_x"
     half.write_bytes(b"\xff\xd8 half a picture")
-    young = invite_dir / "med_in_flight.jpg"  # an upload that has not committed yet
+    young = invite_dir / f"{new_id()}.jpg"  # an upload that has not committed yet
     young.write_bytes(b"\xff\xd8 still arriving")
-    for path in [*leftovers, half]:
+    # Not the sweep's: files that are not media keys, even old and under the storage root.
+    strangers = [root / "showme.db", root / "notes.txt", invite_dir / "other.jpg"]
+    for path in strangers:
+        path.write_bytes(b"not a picture of ours")
+    for path in [*leftovers, half, *strangers]:
         age(path, 3600)
     for path in invite_dir.iterdir():
         if path.name.startswith(kept["id"]):
@@ -71,9 +77,10 @@ async def test_crash_leftovers_are_removed_after_the_grace(
 
     assert removed == 3
     left = files(root)
-    assert not any("crashed" in name or ".incoming-" in name for name in left)
+    assert not any(crashed in name or ".incoming-" in name for name in left)
     assert any(name.endswith(f"{kept['id']}.jpg") for name in left)
     assert any(name.endswith(young.name) for name in left)
+    assert all(path.exists() for path in strangers)
     answer = await tenant.client.get(f"/api/v1/media/{kept['id']}")
     assert answer.status_code == 200
     assert "showme_media_orphans_removed_total 3.0" in showme.metrics.render().decode()
@@ -92,6 +99,14 @@ async def test_a_purge_leaves_no_empty_folder(
     assert not (root / tenant.org.id / item["invite_id"]).exists()
     assert not (root / tenant.org.id).exists()
     assert root.exists()
+
+
+async def test_a_backend_that_cannot_list_is_left_alone(showme: Any) -> None:
+    class Plain:
+        name = "plain"
+
+    showme.storage = Plain()
+    assert await media.remove_orphans(showme) == 0
 
 
 async def test_the_filesystem_lists_what_it_holds(tmp_path: Path) -> None:

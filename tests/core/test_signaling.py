@@ -240,7 +240,7 @@ async def test_newest_console_takes_over_and_a_second_phone_needs_the_dispatcher
     intruder = await caller(live, token, device="second-phone-device")
     assert await refused(intruder) == ("another_device", 4409)
     # The console sees the phone's fingerprint, never its device id.
-    second_phone = fingerprint("second-phone-device")
+    second_phone = fingerprint("second-phone-device", invite_id)
     assert await receive(second) == {"type": "device-request", "device": second_phone}
     again = await caller(live, token, device="second-phone-device")
     assert await refused(again) == ("another_device", 4409)  # asked once per phone
@@ -256,7 +256,7 @@ async def test_newest_console_takes_over_and_a_second_phone_needs_the_dispatcher
     assert await refused(back) == ("another_device", 4409)
     assert await receive(second) == {
         "type": "device-request",
-        "device": fingerprint("first-phone-device"),
+        "device": fingerprint("first-phone-device", invite_id),
     }
     # A console that takes the seat later is asked about the phones still waiting.
     third = await console(north, invite_id)
@@ -264,7 +264,7 @@ async def test_newest_console_takes_over_and_a_second_phone_needs_the_dispatcher
     assert welcome["type"] == "welcome" and welcome["peer"] is True
     assert await receive(third) == {
         "type": "device-request",
-        "device": fingerprint("first-phone-device"),
+        "device": fingerprint("first-phone-device", invite_id),
     }
     with sqlite3.connect(live.data_dir / "showme.db") as db:
         held = db.execute("SELECT device_hash FROM invites WHERE id = ?", (invite_id,)).fetchone()

@@ -47,6 +47,8 @@ def test_a_refused_admission_takes_nothing() -> None:
 
 
 async def test_the_budget_waits_for_room_and_grants_in_fair_order() -> None:
+    """Alone, the attacker may use it all; once another organisation waits, that one goes
+    first as soon as there is room, ahead of the attacker's queue."""
     budget = PixelBudget(total=100)
     order: list[str] = []
     release = {name: asyncio.Event() for name in ("a1", "a2", "a3", "b1")}
@@ -56,25 +58,20 @@ async def test_the_budget_waits_for_room_and_grants_in_fair_order() -> None:
             order.append(name)
             await release[name].wait()
 
-    first = asyncio.create_task(decode("a1", "attacker", 50))
-    await asyncio.sleep(0)
-    # The attacker queues more, then the other organisation arrives last.
-    queued = [
-        asyncio.create_task(decode("a2", "attacker", 50)),
-        asyncio.create_task(decode("a3", "attacker", 50)),
-    ]
-    await asyncio.sleep(0)
+    attacker = [asyncio.create_task(decode(name, "attacker", 50)) for name in ("a1", "a2", "a3")]
+    await _until(lambda: order == ["a1", "a2"])
+    assert budget.used == 100
     victim = asyncio.create_task(decode("b1", "victim", 30))
-    await _until(lambda: "b1" in order)
-    # The attacker holds its half; the victim decodes beside it at once.
-    assert order == ["a1", "b1"] and budget.used == 80
-    release["b1"].set()
+    await asyncio.sleep(0.01)
+    assert order == ["a1", "a2"]  # no room yet
     release["a1"].set()
     await _until(lambda: len(order) == 3)
-    assert order[2] == "a2"
+    assert order[2] == "b1"  # ahead of the attacker's third, which arrived first
+    release["b1"].set()
     release["a2"].set()
+    await _until(lambda: len(order) == 4)
     release["a3"].set()
-    await asyncio.gather(first, victim, *queued)
+    await asyncio.gather(victim, *attacker)
     assert budget.used == 0
 
 
@@ -165,3 +162,36 @@ class TestTheUploadPathKeepsToTheBudget:
         assert seen and max(seen) <= 3_000_000
         assert 2_000_000 in seen  # one picture's reservation (a 1 MP WebP counts 2 MP)
         assert showme.decoding.used == 0
+
+
+async def test_alone_an_organisation_uses_the_whole_budget() -> None:
+    budget = PixelBudget(total=64, wait_seconds=0.5)
+    async with budget.hold("north", 20), budget.hold("north", 20), budget.hold("north", 20):
+        assert budget.used == 60
+
+
+async def test_an_organisation_at_its_share_does_not_block_another() -> None:
+    """A holds 20 and waits for 60 more, which needs room; B holds 30 and asks 10. A would be
+    over its half while B waits, so it is passed over: B's 10 goes now, A's 60 when there is
+    room."""
+    budget = PixelBudget(total=100)
+    order: list[str] = []
+    a_holds, b_holds = budget.hold("a", 20), budget.hold("b", 30)
+    await a_holds.__aenter__()
+    await b_holds.__aenter__()
+    a_more = asyncio.create_task(_hold_named(budget, "a", 60, order))
+    await asyncio.sleep(0.01)
+    b_more = asyncio.create_task(_hold_named(budget, "b", 10, order))
+    await _until(lambda: "b" in order)
+    assert order == ["b"]
+    await b_holds.__aexit__(None, None, None)
+    await asyncio.gather(b_more)
+    await _until(lambda: "a" in order)
+    await a_holds.__aexit__(None, None, None)
+    await asyncio.gather(a_more)
+    assert order == ["b", "a"] and budget.used == 0
+
+
+async def _hold_named(budget: PixelBudget, org: str, pixels: int, order: list[str]) -> None:
+    async with budget.hold(org, pixels):
+        order.append(org)

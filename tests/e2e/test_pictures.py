@@ -153,3 +153,32 @@ def test_a_location_the_page_cannot_read_still_arrives(
     finally:
         console_context.close()
         phone_context.close()
+
+
+def test_a_picture_in_another_format_goes_as_a_jpeg(browser: Browser, psap: LiveServer) -> None:
+    """A GIF (or a PNG screenshot) is not sent as it is: the server takes JPEG, PNG, WebP and
+    HEIC only, and a full-size PNG is many megabytes on a weak network. The page's JPEG goes."""
+    console_context = browser.new_context(viewport={"width": 1280, "height": 800})
+    phone_context = browser.new_context(viewport=PHONE_VIEWPORT, is_mobile=True, has_touch=True)
+    try:
+        console = console_context.new_page()
+        sign_in(console, psap)
+        href = send_link(console)
+        phone = phone_context.new_page()
+        phone.goto(href)
+        expect(phone.locator("#actions")).to_be_visible()
+        for name, mime, data in (
+            ("drawing.gif", "image/gif", pictures.gif()),
+            ("screenshot.png", "image/png", pictures.png(pictures.scene(3000, 2000))),
+        ):
+            phone.locator("#choose-picture").set_input_files(
+                FilePayload(name=name, mimeType=mime, buffer=data)
+            )
+            sent = phone.locator("#sent-pictures li").first
+            expect(sent).to_have_attribute("data-state", "sent", timeout=10_000)
+        items = console.request.get(f"{psap.url}/api/v1/media").json()["items"]
+        assert len(items) == 2
+        assert max(items[0]["width"], items[0]["height"]) == 2048  # the PNG, downscaled
+    finally:
+        console_context.close()
+        phone_context.close()
