@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml tests/external/showme-sms-pigeon/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,lint,ice-twilio,sms-twilio,sms-clickatell,sms-vonage]' -e tests/external/showme-sms-pigeon
+	$(BIN)/python -m pip install --quiet -e '.[test,lint,ice-twilio,sms-twilio,sms-clickatell,sms-vonage,cad-webhook]' -e tests/external/showme-sms-pigeon
 	touch $(STAMP)
 
 ## Start ShowMe on its embedded defaults (SQLite, local disk, outbox SMS, demo organisation).
@@ -21,8 +21,8 @@ test: system-deps $(STAMP) services
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check showme_core tests bench
-	$(BIN)/ruff format --check showme_core tests bench
+	$(BIN)/ruff check showme_core plugins adapters tests bench
+	$(BIN)/ruff format --check showme_core plugins adapters tests bench
 	$(BIN)/mypy
 
 ## Benchmarks: they print figures (recorded in docs/performance.md); they are not tests.
@@ -34,6 +34,8 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.signaling
 	$(BIN)/python -m bench.feeds
 	$(BIN)/python -m bench.upload_memory
+	$(BIN)/python -m bench.consumers
+	$(BIN)/python -m bench.cad_webhook
 
 ## The picture fuzzer at length (make test runs 2,000 mutants; this runs 50,000).
 fuzz: $(STAMP)

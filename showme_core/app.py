@@ -16,19 +16,23 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.applications import Starlette
 from starlette.middleware.gzip import GZipMiddleware
 
+from showme_core import event_types
 from showme_core.accounts import Passwords
 from showme_core.auth import SessionCookies
 from showme_core.config import Settings, load_settings
+from showme_core.consumers import Consumers
 from showme_core.defaults import DEFAULT_PLUGINS
 from showme_core.errors import NotConfigured
 from showme_core.events import Event, LocalBus, append_event
 from showme_core.feeds import Feeds
 from showme_core.logs import configure_logging
 from showme_core.metrics import Metrics
+from showme_core.plugin_state import PluginState
 from showme_core.plugins import PluginError, PluginHost
 from showme_core.ratelimit import RateLimiter
 from showme_core.signaling import Hub
 from showme_core.store import Database
+from showme_core.surface import ServiceSurface
 from showme_core.uploads import PixelBudget, UploadGate
 
 log = structlog.get_logger("showme")
@@ -39,25 +43,37 @@ R = TypeVar("R")
 class Transaction:
     """A write transaction that collects the events it appends, published after commit."""
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncConnection, strict_events: bool = False) -> None:
         self.conn = conn
         self.events: list[Event] = []
+        self._strict = strict_events
 
     async def event(
         self, organisation_id: str, type_: str, data: dict[str, Any], invite_id: str | None = None
     ) -> Event:
+        """Append an event of the catalogue (``showme_core.event_types``) to this transaction."""
+        event_types.check(type_, data, invite_id, strict=self._strict)
         event = await append_event(self.conn, organisation_id, type_, data, invite_id)
         self.events.append(event)
         return event
 
 
-class ShowMe:
-    """One service instance: settings, store, providers, bus and background work."""
+class ShowMe(ServiceSurface):
+    """One service instance: settings, store, providers, bus and background work. Plugins may
+    use what :data:`showme_core.surface.PUBLIC_SURFACE` lists of it, nothing else."""
 
     def __init__(self, settings: Settings, plugins: Iterable[object] = ()) -> None:
         self.settings = settings
         self.db = Database(settings.effective_database_url)
         self.plugins = PluginHost(settings, defaults=[*DEFAULT_PLUGINS, *plugins])
+        unknown = set(settings.plugin_settings) - self.plugins.setting_blocks()
+        if unknown:
+            raise PluginError(
+                f"plugin_settings has blocks for {', '.join(sorted(unknown))}, which no loaded "
+                f"plugin reads (known: {', '.join(sorted(self.plugins.setting_blocks()))}); "
+                "activate the plugin in 'plugins' or remove the block"
+            )
+        self._states: dict[str, PluginState] = {}
         self.sms_providers = self.plugins.sms_providers()
         self.storage_backends = self.plugins.storage_backends()
         storage_name = settings.settings_for("core").get("storage", "filesystem")
@@ -73,6 +89,7 @@ class ShowMe:
         self.bus = LocalBus()
         self.metrics = Metrics()
         self.feeds = Feeds(self)
+        self.consumers = Consumers(self, self.plugins.event_consumers())
         self.passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
         self.cookies = SessionCookies(settings.signing_keys(), settings.session_max_age_seconds)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -98,7 +115,7 @@ class ShowMe:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
         async with self.db.transaction() as conn:
-            tx = Transaction(conn)
+            tx = Transaction(conn, self.settings.strict_events)
             yield tx
         for event in tx.events:
             self.published(event)
@@ -155,18 +172,36 @@ class ShowMe:
         return self.settings.public_url
 
     async def start(self) -> None:
-        from showme_core.media import retention_loop
+        from showme_core.sweeps import sweep_loop
 
         await self.db.ping()
+        await self._check_organisation_settings()
         await self.plugins.startup(self)
         self.feeds.start()
+        self.consumers.start()
         if self.settings.retention_sweep_seconds > 0:
             self._retention = asyncio.get_running_loop().create_task(
-                retention_loop(self, self.settings.retention_sweep_seconds), name="retention"
+                sweep_loop(self, self.settings.retention_sweep_seconds), name="sweep"
             )
+
+    async def _check_organisation_settings(self) -> None:
+        """An organisation's settings block for a plugin that is not loaded stops the start."""
+        from showme_core.organisations import list_plugin_settings
+
+        known = self.plugins.setting_blocks()
+        async with self.db.read() as db:
+            for slug, blocks in await list_plugin_settings(db):
+                unknown = set(blocks) - known
+                if unknown:
+                    raise PluginError(
+                        f"organisation {slug} has settings for {', '.join(sorted(unknown))}, "
+                        "which no loaded plugin reads; activate it or clear them with "
+                        f"'showme org configure --org {slug} --plugin NAME --clear'"
+                    )
 
     async def stop(self) -> None:
         await self.hub.close_all()
+        await self.consumers.stop()
         await self.feeds.stop()
         if self._retention is not None:
             self._retention.cancel()

@@ -183,6 +183,36 @@ def cmd_org_create(args: argparse.Namespace) -> int:
     return _run(run, args)
 
 
+def cmd_org_configure(args: argparse.Namespace) -> int:
+    """An organisation's settings block for one plugin (its keys override the service's)."""
+    import json
+
+    from showme_core.organisations import configure_plugin, find_organisation
+
+    values: dict[str, Any] | None = None
+    if not args.clear:
+        try:
+            values = json.loads(args.json)
+        except ValueError as exc:
+            raise CliError(f"--json is not JSON: {exc}") from exc
+        if not isinstance(values, dict):
+            raise CliError("--json must be an object of settings")
+
+    async def run(showme: Any) -> int:
+        if values is not None and args.plugin not in showme.plugins.setting_blocks():
+            raise CliError(
+                f"no loaded plugin is named {args.plugin!r} (known: "
+                f"{', '.join(sorted(showme.plugins.setting_blocks()))}); activate it first"
+            )
+        async with showme.transaction() as tx:
+            org = await find_organisation(tx.conn, args.org)
+            blocks = await configure_plugin(tx.conn, org.id, args.plugin, values)
+        print(f"{org.slug}: settings for {', '.join(sorted(blocks)) or 'no plugin'}")
+        return 0
+
+    return _run(run, args)
+
+
 def cmd_user_create(args: argparse.Namespace) -> int:
     from showme_core.accounts import Role, create_user
     from showme_core.organisations import find_organisation
@@ -283,14 +313,20 @@ def cmd_credits_add(args: argparse.Namespace) -> int:
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
+    """One sweep by hand: expiries announced, media past retention purged (of one organisation
+    with --org), bytes a crash left without a row removed."""
     from showme_core.media import purge_expired, remove_orphans
     from showme_core.organisations import find_organisation
+    from showme_core.sweeps import announce_expired
 
     async def run(showme: Any) -> int:
         org_id = None
         if args.org:
             async with showme.db.read() as db:
                 org_id = (await find_organisation(db, args.org)).id
+        expired = await announce_expired(showme)
+        if expired:
+            print(f"announced {expired} expired invite{'s' if expired != 1 else ''}")
         count = await purge_expired(showme, organisation_id=org_id)
         print(f"purged {count} picture{'s' if count != 1 else ''} past retention")
         orphans = await remove_orphans(showme)
@@ -302,7 +338,8 @@ def cmd_purge(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    """Ask every active SMS provider whether its credentials work; a verdict per provider."""
+    """Ask every active SMS provider whether its credentials work, and every CAD adapter or
+    durable consumer with a ``check()`` whether what it reaches does: a verdict for each."""
 
     async def run(showme: Any) -> int:
         failed = 0
@@ -314,23 +351,34 @@ def cmd_check(args: argparse.Namespace) -> int:
         if not (showme.settings.metrics_listen or showme.settings.metrics_token):
             # Not a failure: a proxy may keep /metrics from the public. Worth knowing.
             print("metrics: OPEN on the main port - set metrics_listen or metrics_token")
+        timeout = showme.settings.sms_timeout_seconds
         for name, provider in sorted(showme.sms_providers.items()):
-            check = getattr(provider, "check", None)
-            if check is None:
-                print(f"{name}: nothing to check (no account behind it)")
-                continue
-            try:
-                detail = await asyncio.wait_for(
-                    check(), timeout=showme.settings.sms_timeout_seconds
-                )
-            except Exception as exc:
+            if not await _check_one(name, provider, timeout, "(no account behind it)"):
                 failed += 1
-                print(f"{name}: FAILED - {exc or type(exc).__name__}")
-            else:
-                print(f"{name}: OK - {detail}")
+        # CAD adapters and durable consumers that can say whether what they reach works.
+        for name, consumer in sorted(showme.consumers.consumers.items()):
+            if getattr(consumer, "check", None) is not None and not await _check_one(
+                name, consumer, timeout, ""
+            ):
+                failed += 1
         return 1 if failed else 0
 
     return _run(run, args)
+
+
+async def _check_one(name: str, checked: Any, timeout: float, without: str) -> bool:
+    """Print one verdict of ``showme check``; False when the check failed."""
+    check = getattr(checked, "check", None)
+    if check is None:
+        print(f"{name}: nothing to check {without}".rstrip())
+        return True
+    try:
+        detail = await asyncio.wait_for(check(), timeout=timeout)
+    except Exception as exc:
+        print(f"{name}: FAILED - {exc or type(exc).__name__}")
+        return False
+    print(f"{name}: OK - {detail}")
+    return True
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
@@ -351,15 +399,19 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 # -- parser ------------------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="showme", description="ShowMe: let an emergency caller show the scene."
-    )
+def _add_global_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="TOML configuration file (or SHOWME_CONFIG)")
     parser.add_argument("--data-dir", dest="data_dir", help="data directory (or SHOWME_DATA_DIR)")
     parser.add_argument(
         "--database-url", dest="database_url", help="SQLAlchemy URL (or SHOWME_DATABASE_URL)"
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="showme", description="ShowMe: let an emergency caller show the scene."
+    )
+    _add_global_options(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the service")
@@ -419,6 +471,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--sms-provider", action="append", help="SMS provider chain, in order (default: outbox)"
     )
     org_create.set_defaults(func=cmd_org_create)
+    org_configure = org.add_parser(
+        "configure", help="set or clear an organisation's settings for a plugin"
+    )
+    org_configure.add_argument("--org", required=True, help="organisation slug")
+    org_configure.add_argument("--plugin", required=True, help="the plugin's name (entry point)")
+    what = org_configure.add_mutually_exclusive_group(required=True)
+    what.add_argument("--json", help='the whole block as JSON, e.g. \'{"sender": "PSAP N"}\'')
+    what.add_argument("--clear", action="store_true", help="remove the block")
+    org_configure.set_defaults(func=cmd_org_configure)
 
     user = sub.add_parser("user", help="users").add_subparsers(
         dest="user_command", required=True, metavar="ACTION"
@@ -477,10 +538,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _with_plugin_commands(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> None:
+    """Add the commands of the active plugins (``showme_register_commands``): the settings are
+    read first, from the same ``--config`` and variables, to know which plugins are active."""
+    from showme_core.defaults import DEFAULT_PLUGINS
+    from showme_core.plugins import PluginHost
+
+    # Only the options that locate the settings are read here: the full parser would refuse
+    # the plugin's command name, which is what this function is about to add.
+    globals_only = argparse.ArgumentParser(add_help=False)
+    _add_global_options(globals_only)
+    known, _rest = globals_only.parse_known_args(argv)
+    try:
+        settings = _settings(known)
+        commands = PluginHost(settings, defaults=DEFAULT_PLUGINS).commands()
+    except (ConfigError, PluginError):
+        return  # the command that runs reports it
+    sub = next(
+        action
+        for action in parser._actions  # argparse keeps its subparsers here
+        if isinstance(action, argparse._SubParsersAction)
+    )
+    for command in commands:
+        if command.name in sub.choices:
+            raise PluginError(f"a plugin's command {command.name!r} is already a command")
+        child = sub.add_parser(command.name, help=command.help)
+        command.configure(child)
+
+        def run(args: argparse.Namespace, command: Any = command) -> int:
+            return _run(lambda showme: command.run(showme, args), args)
+
+        child.set_defaults(func=run)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # Everything ShowMe writes (database, its WAL, media, logs, the demo login) is private.
     os.umask(0o077)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    try:
+        _with_plugin_commands(parser, argv)
+    except PluginError as exc:
+        print(f"showme: error: {exc}", file=sys.stderr)
+        return 1
+    args = parser.parse_args(argv)
     try:
         result: int = args.func(args)
         return result

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import tempfile
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -44,8 +45,8 @@ class Settings(BaseModel):
     )
     secret_keys: list[str] = Field(
         default_factory=list,
-        description="Cookie-signing secrets, newest last; shared by all instances. "
-        "Empty: a random key per process (sessions end at restart).",
+        description="Signing and sealing secrets, newest last; shared by all instances. "
+        "Empty: a key kept in data_dir/secret.key.",
     )
     plugins: list[str] = Field(
         default_factory=list,
@@ -108,6 +109,9 @@ class Settings(BaseModel):
     # then answers 404), and/or behind a bearer token.
     metrics_listen: str | None = None
     metrics_token: str | None = None
+    # Refuse an event whose payload drifts from the catalogue (tests, development); in production
+    # such a drift is logged and the event still goes out.
+    strict_events: bool = False
     # Threads decoding pictures; 0 means one per CPU core.
     image_workers: int = Field(default=0, ge=0)
     # How often each instance looks for media past its retention period; 0 turns the sweep off.
@@ -129,20 +133,54 @@ class Settings(BaseModel):
         return f"sqlite+aiosqlite:///{(self.data_dir / 'showme.db').resolve()}"
 
     def signing_keys(self) -> list[str]:
-        return self.secret_keys or [_process_key()]
+        """``secret_keys``; without them, a key kept in ``data_dir/secret.key`` (made once,
+        readable by the service alone), so that a restart of an embedded instance signs nobody
+        out and can still open what it sealed. Several instances must share ``secret_keys``."""
+        return self.secret_keys or [_data_dir_key(self.data_dir)]
 
     def settings_for(self, plugin: str) -> dict[str, Any]:
         """The settings block of one plugin (empty when none is configured)."""
         return dict(self.plugin_settings.get(plugin, {}))
 
 
-_PROCESS_KEY: list[str] = []
+_DATA_DIR_KEYS: dict[Path, str] = {}
 
 
-def _process_key() -> str:
-    if not _PROCESS_KEY:
-        _PROCESS_KEY.append(secrets.token_urlsafe(32))
-    return _PROCESS_KEY[0]
+def _data_dir_key(data_dir: Path) -> str:
+    path = (data_dir / "secret.key").resolve()
+    if path not in _DATA_DIR_KEYS:
+        try:
+            key = path.read_text().strip()
+        except FileNotFoundError:
+            key = _make_key_file(path)
+        if len(key) < 32:
+            # An empty or cut key would sign sessions and seal secrets with a guessable key.
+            raise ConfigError(
+                f"{path.name} in the data directory holds no usable key (too short); "
+                "remove it to have a new one made (everyone is signed out), or set secret_keys"
+            )
+        _DATA_DIR_KEYS[path] = key
+    return _DATA_DIR_KEYS[path]
+
+
+def _make_key_file(path: Path) -> str:
+    """Write a new key whole, then link it into place: the file either does not exist or holds
+    a whole key, whatever crashes, and two processes starting at once agree on the first's."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(32)
+    fd, draft = tempfile.mkstemp(dir=path.parent, prefix=".secret.key.")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            return path.read_text().strip()
+    finally:
+        os.unlink(draft)
+    return key
 
 
 def resolve_references(value: Any) -> Any:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -13,9 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from showme_core import audit, sms, tokens
 from showme_core.clock import as_utc, iso, utcnow
 from showme_core.errors import Conflict, Gone, InvalidInput, NotAuthenticated, NotFound
+from showme_core.idempotency import Idempotency, idempotency_for, once, record
 from showme_core.ids import new_id
 from showme_core.organisations import Organisation, get_organisation
 from showme_core.phones import normalise, region_of
+from showme_core.providers import InviteDraft, InviteRefused
 from showme_core.sms_templates import LANGUAGES
 from showme_core.store.schema import invites, sms_messages
 
@@ -46,6 +48,7 @@ class Invite:
     opened_at: datetime | None
     ended_at: datetime | None
     legal_hold: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
 
     def status(self, now: datetime | None = None) -> InviteStatus:
         if self.ended_at is not None:
@@ -58,19 +61,22 @@ class Invite:
     def live(self) -> bool:
         return self.status() in (InviteStatus.PENDING, InviteStatus.OPENED)
 
-    def to_json(self, sms_row: dict[str, Any] | None = None) -> dict[str, Any]:
+    def to_json(
+        self, sms_row: dict[str, Any] | None = None, now: datetime | None = None
+    ) -> dict[str, Any]:
         return {
             "id": self.id,
             "phone": self.phone,
             "incident_id": self.incident_id,
             "language": self.language,
-            "status": self.status().value,
+            "status": self.status(now).value,
             "created_by": self.created_by,
             "created_at": iso(self.created_at),
             "expires_at": iso(self.expires_at),
             "opened_at": iso(self.opened_at),
             "ended_at": iso(self.ended_at),
             "legal_hold": self.legal_hold,
+            "labels": dict(self.labels),
             "sms": sms_row,
         }
 
@@ -88,7 +94,58 @@ def _invite(row: Any) -> Invite:
         opened_at=as_utc(row.opened_at) if row.opened_at else None,
         ended_at=as_utc(row.ended_at) if row.ended_at else None,
         legal_hold=bool(row.legal_hold),
+        labels=dict(row.labels or {}),
     )
+
+
+MAX_LABELS = 16
+MAX_LABEL_KEY = 40
+MAX_LABEL_VALUE = 200
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the API answers to a create or resend: status, body (with the link, this once) and
+    whether it is the replay of a first answer (``Idempotent-Replayed``)."""
+
+    status: int
+    body: dict[str, Any]
+    replayed: bool = False
+
+
+async def create_invite_answer(
+    showme: ShowMe,
+    principal: Principal,
+    *,
+    phone: str,
+    incident_id: str | None,
+    language: str | None,
+    send_sms: bool,
+    idempotency_key: str | None = None,
+) -> Answer:
+    """Create an invite as the API does: with an ``Idempotency-Key``, a retry (or a racing copy)
+    gets the first answer, and nothing is created, charged or sent twice."""
+    idem = idempotency_for(
+        principal.organisation_id,
+        principal.actor,
+        "invite.create",
+        idempotency_key,
+        {"phone": phone, "incident_id": incident_id, "language": language, "send_sms": send_sms},
+    )
+
+    async def make() -> tuple[int, dict[str, Any]]:
+        invite, link, sms_row = await create_invite(
+            showme,
+            principal,
+            phone=phone,
+            incident_id=incident_id,
+            language=language,
+            send_sms=send_sms,
+            idempotency=idem,
+        )
+        return 201, {**invite.to_json(sms_row), "link": link}
+
+    return Answer(*await once(showme.db, idem, showme.settings.signing_keys(), make))
 
 
 async def create_invite(
@@ -99,49 +156,87 @@ async def create_invite(
     incident_id: str | None,
     language: str | None,
     send_sms: bool,
+    idempotency: Idempotency | None = None,
 ) -> tuple[Invite, str, dict[str, Any] | None]:
     """Create an invite (and queue its SMS). Returns the invite, its link and its SMS row.
 
-    Everything happens in one transaction: a refusal (bad number, no credits) changes nothing.
-    The link is built from ``public_url`` only, never from what a request says its host is.
+    Plugins may amend or refuse it first (``showme_amend_invite``). Everything happens in one
+    transaction: a refusal (bad number, no credits, a plugin's) changes nothing. The link is built
+    from ``public_url`` only, never from what a request says its host is.
     """
-    if incident_id is not None:
-        incident_id = incident_id.strip() or None
-        if incident_id and len(incident_id) > MAX_INCIDENT_ID:
-            raise InvalidInput(f"incident_id: at most {MAX_INCIDENT_ID} characters")
+    base_url = showme.public_base()
+    async with showme.db.read() as db:
+        org = await get_organisation(db, principal.organisation_id)
+    draft = InviteDraft(
+        organisation_id=org.id,
+        phone=normalise(phone, org.default_region),
+        incident_id=_incident_id(incident_id),
+        language=_language(language) or org.default_language,
+        send_sms=send_sms,
+        created_by=principal.actor,
+    )
+    try:
+        await showme.plugins.amend_invite(showme, draft, principal)
+    except InviteRefused as exc:
+        raise InvalidInput(exc.reason, code="invite_refused") from exc
+    # What a plugin set is checked like what a client sent.
+    draft.phone = normalise(draft.phone, org.default_region)
+    draft.incident_id = _incident_id(draft.incident_id)
+    draft.language = _language(draft.language) or org.default_language
+    draft.labels = _labels(draft.labels)
+    if not org.allows_region(region_of(draft.phone)):
+        allowed = ", ".join(org.allowed_countries or (org.default_region,))
+        raise InvalidInput(
+            f"Links may only be sent to numbers of {allowed}; {draft.phone} is not one of them.",
+            code="country_not_allowed",
+        )
+    token, token_hash = tokens.mint()
+    link = tokens.link_for(base_url, token)
+    limits = _rate_limits(showme, principal, org, invite=True, sms=draft.send_sms)
+    with showme.rate_limits.reserve(limits):
+        return await _create(showme, principal, draft, token_hash, link, base_url, idempotency)
+
+
+def _incident_id(incident_id: str | None) -> str | None:
+    if incident_id is None:
+        return None
+    incident_id = incident_id.strip() or None
+    if incident_id and len(incident_id) > MAX_INCIDENT_ID:
+        raise InvalidInput(f"incident_id: at most {MAX_INCIDENT_ID} characters")
+    return incident_id
+
+
+def _language(language: str | None) -> str | None:
     if language is not None and language not in LANGUAGES:
         raise InvalidInput(
             f"language must be one of {', '.join(LANGUAGES)}", code="unsupported_language"
         )
-    base_url = showme.public_base()
-    token, token_hash = tokens.mint()
-    link = tokens.link_for(base_url, token)
-    async with showme.db.read() as db:
-        org = await get_organisation(db, principal.organisation_id)
-    e164 = normalise(phone, org.default_region)
-    if not org.allows_region(region_of(e164)):
-        allowed = ", ".join(org.allowed_countries or (org.default_region,))
+    return language
+
+
+def _labels(labels: dict[str, str]) -> dict[str, str]:
+    if len(labels) > MAX_LABELS or not all(
+        isinstance(key, str)
+        and isinstance(value, str)
+        and 0 < len(key) <= MAX_LABEL_KEY
+        and len(value) <= MAX_LABEL_VALUE
+        for key, value in labels.items()
+    ):
         raise InvalidInput(
-            f"Links may only be sent to numbers of {allowed}; {e164} is not one of them.",
-            code="country_not_allowed",
+            f"labels: at most {MAX_LABELS} texts, keys up to {MAX_LABEL_KEY} and values up to "
+            f"{MAX_LABEL_VALUE} characters"
         )
-    limits = _rate_limits(showme, principal, org, invite=True, sms=send_sms)
-    with showme.rate_limits.reserve(limits):
-        return await _create(
-            showme, principal, token_hash, link, e164, incident_id, language, send_sms, base_url
-        )
+    return dict(labels)
 
 
 async def _create(
     showme: ShowMe,
     principal: Principal,
+    draft: InviteDraft,
     token_hash: str,
     link: str,
-    e164: str,
-    incident_id: str | None,
-    language: str | None,
-    send_sms: bool,
     base_url: str,
+    idempotency: Idempotency | None,
 ) -> tuple[Invite, str, dict[str, Any] | None]:
     async with showme.transaction() as tx:
         org = await get_organisation(tx.conn, principal.organisation_id)
@@ -149,27 +244,29 @@ async def _create(
         invite = Invite(
             id=new_id(),
             organisation_id=org.id,
-            phone=e164,
-            incident_id=incident_id,
-            language=language or org.default_language,
+            phone=draft.phone,
+            incident_id=draft.incident_id,
+            language=draft.language,
             created_by=principal.actor,
             created_at=now,
             expires_at=now + timedelta(seconds=org.invite_ttl_seconds),
             opened_at=None,
             ended_at=None,
+            labels=draft.labels,
         )
         await tx.conn.execute(
             invites.insert().values(
                 id=invite.id,
                 organisation_id=org.id,
                 token_hash=token_hash,
-                phone=e164,
-                incident_id=incident_id,
+                phone=invite.phone,
+                incident_id=invite.incident_id,
                 language=invite.language,
                 created_by=principal.actor,
                 created_via=principal.kind,
                 created_at=now,
                 expires_at=invite.expires_at,
+                labels=invite.labels,
             )
         )
         await audit.record(
@@ -178,19 +275,27 @@ async def _create(
             actor=principal.actor,
             action="invite.create",
             subject=invite.id,
-            send_sms=send_sms,
+            send_sms=draft.send_sms,
         )
         outgoing = None
         sms_row = None
-        if send_sms:
+        if draft.send_sms:
             outgoing, sms_row = await sms.queue(
                 tx,
                 org,
                 invite.id,
-                e164,
+                invite.phone,
                 invite.language,
                 link,
                 callback_base=_callback_base(base_url),
+            )
+        if idempotency is not None:
+            await record(
+                tx.conn,
+                idempotency,
+                201,
+                {**invite.to_json(sms_row), "link": link},
+                showme.settings.signing_keys(),
             )
         await tx.event(org.id, "invite.created", {"invite": invite.to_json(sms_row)}, invite.id)
     if outgoing is not None:
@@ -216,9 +321,15 @@ async def get_invite(
 
 
 async def list_invites(
-    conn: AsyncConnection, organisation_id: str, limit: int = 50, before: datetime | None = None
+    conn: AsyncConnection,
+    organisation_id: str,
+    limit: int = 50,
+    before: datetime | None = None,
+    incident_id: str | None = None,
 ) -> list[Invite]:
     query = select(invites).where(invites.c.organisation_id == organisation_id)
+    if incident_id is not None:
+        query = query.where(invites.c.incident_id == incident_id)
     if before is not None:
         # SQLite compares stored UTC wall-clock times: give it UTC too.
         query = query.where(invites.c.created_at < as_utc(before))
@@ -266,8 +377,31 @@ async def end_invite(showme: ShowMe, principal: Principal, invite_id: str) -> In
     return ended
 
 
+async def resend_invite_answer(
+    showme: ShowMe, principal: Principal, invite_id: str, *, idempotency_key: str | None = None
+) -> Answer:
+    """Resend as the API does; with an ``Idempotency-Key``, a retry gets the first answer and no
+    second SMS (even once the new link was opened, which would refuse a new resend)."""
+    idem = idempotency_for(
+        principal.organisation_id,
+        principal.actor,
+        f"invite.resend:{invite_id}",
+        idempotency_key,
+        {"invite_id": invite_id},
+    )
+
+    async def make() -> tuple[int, dict[str, Any]]:
+        invite, link, sms_row = await resend_invite(showme, principal, invite_id, idem)
+        return 201, {**invite.to_json(sms_row), "link": link}
+
+    return Answer(*await once(showme.db, idem, showme.settings.signing_keys(), make))
+
+
 async def resend_invite(
-    showme: ShowMe, principal: Principal, invite_id: str
+    showme: ShowMe,
+    principal: Principal,
+    invite_id: str,
+    idempotency: Idempotency | None = None,
 ) -> tuple[Invite, str, dict[str, Any] | None]:
     """A new link for a live invite, sent by SMS; the previous link stops working. Charged and
     rate-limited like the first."""
@@ -305,6 +439,14 @@ async def resend_invite(
                 link,
                 callback_base=_callback_base(base_url),
             )
+            if idempotency is not None:
+                await record(
+                    tx.conn,
+                    idempotency,
+                    201,
+                    {**invite.to_json(sms_row), "link": link},
+                    showme.settings.signing_keys(),
+                )
             await tx.event(org.id, "invite.resent", {"invite": invite.to_json(sms_row)}, invite.id)
     showme.spawn(
         sms.deliver(showme, outgoing, org.sms_providers, org.sms_on_unclear), name="sms-deliver"

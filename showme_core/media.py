@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import math
 import re
 import time
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from showme_core.clock import as_utc, iso, utcnow
 from showme_core.errors import Conflict, Gone, NotFound
 from showme_core.ids import new_id
 from showme_core.imaging import CleanPicture, PictureRejected, inspect_picture, process_picture
+from showme_core.providers import PictureCandidate, PictureRefused
 from showme_core.store.schema import invites as invites_table
 from showme_core.store.schema import media, media_views, organisations
 
@@ -55,6 +55,7 @@ class Media:
     id: str
     organisation_id: str
     invite_id: str
+    incident_id: str | None
     kind: str
     created_at: datetime
     captured_at: datetime | None
@@ -73,6 +74,7 @@ class Media:
         return {
             "id": self.id,
             "invite_id": self.invite_id,
+            "incident_id": self.incident_id,
             "kind": self.kind,
             "created_at": iso(self.created_at),
             "captured_at": iso(self.captured_at),
@@ -92,6 +94,7 @@ def _media(row: Any) -> Media:
         id=row.id,
         organisation_id=row.organisation_id,
         invite_id=row.invite_id,
+        incident_id=row.incident_id,
         kind=row.kind,
         created_at=as_utc(row.created_at),
         captured_at=as_utc(row.captured_at) if row.captured_at else None,
@@ -237,6 +240,26 @@ async def ingest(
         data = await source.read()
         picture = await showme.run_cpu(process_picture, data, limit)
         del data
+    location = location_for(picture, fields)
+    try:
+        await showme.plugins.check_picture(
+            showme,
+            invite,
+            PictureCandidate(
+                organisation_id=invite.organisation_id,
+                invite_id=invite.id,
+                kind=fields.kind,
+                data=picture.data,
+                sha256=hashlib.sha256(picture.data).hexdigest(),
+                upload_sha256=upload_sha256,
+                width=picture.width,
+                height=picture.height,
+                source_format=picture.source_format,
+                location=location,
+            ),
+        )
+    except PictureRefused as exc:
+        raise PictureRejected(exc.reason, code="picture_refused") from exc
     media_id = new_id()
     prefix = f"{invite.organisation_id}/{invite.id}/{media_id}"
     written: list[str] = []
@@ -250,6 +273,7 @@ async def ingest(
             "id": media_id,
             "organisation_id": invite.organisation_id,
             "invite_id": invite.id,
+            "incident_id": invite.incident_id,
             "kind": fields.kind,
             "created_at": utcnow(),
             "captured_at": as_utc(captured) if captured else None,
@@ -260,7 +284,7 @@ async def ingest(
             "content_type": CONTENT_TYPE,
             "storage_key": stored.key,
             "thumbnail_key": thumb.key,
-            "location": location_for(picture, fields),
+            "location": location,
             "idempotency_key": idempotency_key,
             "upload_sha256": upload_sha256,
             "purged_at": None,
@@ -295,6 +319,7 @@ async def ingest(
         size=stored.size,
         format=picture.source_format,
     )
+    showme.spawn(showme.plugins.picture_stored(showme, invite, created), "picture-stored")
     return created, False
 
 
@@ -329,6 +354,7 @@ async def list_media(
     organisation_id: str,
     *,
     invite_id: str | None = None,
+    incident_id: str | None = None,
     limit: int = 100,
     before: datetime | None = None,
 ) -> list[Media]:
@@ -338,6 +364,8 @@ async def list_media(
     )
     if invite_id is not None:
         query = query.where(media.c.invite_id == invite_id)
+    if incident_id is not None:
+        query = query.where(media.c.incident_id == incident_id)
     if before is not None:
         query = query.where(media.c.created_at < before)
     query = query.order_by(media.c.created_at.desc(), media.c.id.desc()).limit(limit)
@@ -522,33 +550,3 @@ async def _remove_unreferenced(showme: ShowMe, keys: dict[str, str | None]) -> i
     for key in orphans:
         await showme.storage.delete(key)
     return len(orphans)
-
-
-async def sweep(showme: ShowMe, *, orphans: bool = True) -> None:
-    """One round of the background sweep: retention, then (when asked) bytes a crash orphaned."""
-    count = await purge_expired(showme)
-    if count:
-        log.info("retention purge", purged=count)
-    if orphans:
-        await remove_orphans(showme)
-    showme.metrics.retention_sweeps.inc()
-
-
-async def retention_loop(showme: ShowMe, every: float) -> None:
-    """Sweep in the background for as long as the service runs, starting at once (a restart
-    after a crash cleans up before the first interval). Orphans are looked for at start-up and
-    then once per grace period: listing every stored key each minute would cost more than the
-    rare crash it cleans up after."""
-    orphans_at = -math.inf
-    while True:
-        now = time.monotonic()
-        due = now - orphans_at >= showme.settings.orphan_grace_seconds
-        if due:
-            orphans_at = now
-        try:
-            await sweep(showme, orphans=due)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("retention sweep failed; will try again")
-        await asyncio.sleep(every)

@@ -105,6 +105,18 @@ class Metrics:
         self.feed_clients = Gauge(
             "showme_event_feed_clients", "Open console event feeds.", registry=self.registry
         )
+        self.consumer_delivered = Counter(
+            "showme_event_consumer_delivered",
+            "Events a durable consumer (plugin or CAD adapter) acknowledged, by consumer.",
+            ["consumer"],
+            registry=self.registry,
+        )
+        self.consumer_failures = Counter(
+            "showme_event_consumer_failures",
+            "Deliveries a durable consumer failed (each is retried), by consumer.",
+            ["consumer"],
+            registry=self.registry,
+        )
         self.feed_readers = Gauge(
             "showme_event_feed_readers",
             "Organisations with open event feeds in this instance (one store reader each).",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -40,6 +40,11 @@ class Organisation:
     video_facing: str = "environment"
     allowed_countries: tuple[str, ...] = ()
     sms_on_unclear: str = "continue"
+    plugin_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def settings_for(self, plugin: str) -> dict[str, Any]:
+        """This organisation's settings block for ``plugin`` (empty when none)."""
+        return dict(self.plugin_settings.get(plugin, {}))
 
     def allows_region(self, region: str | None) -> bool:
         """Whether links may be sent to numbers of ``region`` (abuse control)."""
@@ -77,7 +82,47 @@ def _from_row(row: Any) -> Organisation:
         video_facing=row.video_facing,
         allowed_countries=tuple(row.allowed_countries or ()),
         sms_on_unclear=row.sms_on_unclear,
+        plugin_settings=dict(row.plugin_settings or {}),
     )
+
+
+async def list_plugin_settings(conn: AsyncConnection) -> list[tuple[str, dict[str, Any]]]:
+    """Every organisation's plugin settings blocks, by slug."""
+    rows = await conn.execute(select(organisations.c.slug, organisations.c.plugin_settings))
+    return [(row.slug, dict(row.plugin_settings or {})) for row in rows]
+
+
+async def configure_plugin(
+    conn: AsyncConnection,
+    organisation_id: str,
+    plugin: str,
+    values: dict[str, Any] | None,
+    *,
+    actor: str = "cli",
+) -> dict[str, dict[str, Any]]:
+    """Set (``values``) or clear (``None``) an organisation's settings block for ``plugin``,
+    audited; returns every block of the organisation."""
+    org = await get_organisation(conn, organisation_id)
+    blocks = dict(org.plugin_settings)
+    if values is None:
+        blocks.pop(plugin, None)
+    else:
+        blocks[plugin] = values
+    await conn.execute(
+        update(organisations)
+        .where(organisations.c.id == organisation_id)
+        .values(plugin_settings=blocks)
+    )
+    # The values may hold secrets: the audit says which keys changed, not what they became.
+    await audit.record(
+        conn,
+        organisation_id=organisation_id,
+        actor=actor,
+        action="organisation.plugin_settings",
+        subject=plugin,
+        keys=sorted(values or {}),
+    )
+    return blocks
 
 
 async def create_organisation(

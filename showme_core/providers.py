@@ -6,8 +6,9 @@ an organisation's configuration.
 
 from __future__ import annotations
 
+import argparse
 import enum
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -228,3 +229,112 @@ class PageExtras:
 
     scripts: list[str] = field(default_factory=list)
     stylesheets: list[str] = field(default_factory=list)
+
+
+@runtime_checkable
+class EventConsumer(Protocol):
+    """Receives each organisation's events in commit order, at least once, from a cursor the
+    core keeps for it in the store (``docs/plugins.md``, "Durable consumers").
+
+    ``deliver`` returns once the event is taken care of; an exception (or taking longer than
+    10 s) makes the core deliver the same event again later, with growing waits, before any newer
+    one. So ``deliver`` must be idempotent: after a crash an event may come twice. A consumer
+    new to an organisation starts at its first event; with ``start = "latest"`` it skips the
+    history of organisations that existed when the instance started (it starts at their newest
+    event), and still gets every event of an organisation made while it runs.
+    """
+
+    name: str
+
+    async def deliver(self, event: Any) -> None: ...
+
+
+@runtime_checkable
+class CadAdapter(Protocol):
+    """A CAD integration. It receives the organisation's events as a durable consumer does
+    (same guarantees), and may contribute routes through ``showme_routes`` and answer
+    ``showme check`` with an ``async check() -> str`` of its own."""
+
+    name: str
+
+    async def deliver(self, event: Any) -> None: ...
+
+
+class Refused(Exception):
+    """A plugin refuses what it was shown; ``reason`` is shown as it is (to a dispatcher for an
+    invite, to the caller for a picture), so write it for them."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class InviteRefused(Refused):
+    """Raised by ``showme_amend_invite``: the invite is not created."""
+
+
+class PictureRefused(Refused):
+    """Raised by ``showme_check_picture``: the picture is not stored."""
+
+
+@dataclass
+class InviteDraft:
+    """An invite about to be created, as ``showme_amend_invite`` may amend it: every field may
+    change (the core validates them again). ``labels`` are short texts (at most 16, each key up to
+    40 and each value up to 200 characters) stored with the invite and shown to its readers."""
+
+    organisation_id: str
+    phone: str  # E.164
+    incident_id: str | None
+    language: str
+    send_sms: bool
+    created_by: str  # "user:<id>" or "api_key:<id>"
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PictureCandidate:
+    """A caller's picture, decoded and cleaned, not yet stored (``showme_check_picture``).
+    ``data`` is the clean JPEG that would be stored; ``sha256`` its hash; ``upload_sha256`` the
+    hash of the bytes as the phone sent them."""
+
+    organisation_id: str
+    invite_id: str
+    kind: str
+    data: bytes
+    sha256: str
+    upload_sha256: str
+    width: int
+    height: int
+    source_format: str
+    location: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class StreamChange:
+    """A live session's step (``showme_on_stream``): it ``started`` (the camera was granted),
+    changed ``rung`` (``video``, ``stills`` or ``failed``), or ``ended``; ``outcome`` is then the
+    best rung it reached (``video``, ``stills``, ``failed`` or ``none``)."""
+
+    organisation_id: str
+    invite_id: str
+    change: str  # "started", "rung" or "ended"
+    rung: str | None = None
+    route: str | None = None  # "direct" or "relay", with rung "video"
+    reason: str | None = None  # with rung "failed"
+    outcome: str | None = None  # with change "ended"
+
+
+@dataclass(frozen=True)
+class CliCommand:
+    """A ``showme <name> ...`` command a plugin adds (``showme_register_commands``).
+
+    ``configure(parser)`` adds its arguments (and subcommands) to an ``argparse`` parser;
+    ``run(showme, args)`` does the work with a service object (the store open, no HTTP) and
+    returns the exit code. Print for the operator; raise ``ShowMeError`` for a one-line error.
+    """
+
+    name: str
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[Any, argparse.Namespace], Awaitable[int]]

@@ -112,6 +112,8 @@ class Room:
     written_at: dict[str, float] = field(default_factory=dict)
     latest: StreamRecord | None = None
     flush: asyncio.TimerHandle | None = None
+    # The best rung the session reached: its outcome when it ends (showme_on_stream).
+    best: str = "none"
 
 
 class Hub:
@@ -238,6 +240,9 @@ class Hub:
         for timer in (room.expiry, room.flush):
             if timer is not None:
                 timer.cancel()
+        if room.state not in ("idle", "ended"):
+            # The session ends with its link: recorded, and plugins hear its outcome.
+            self.showme.spawn(self.reports.ended_with_link(room, code), name="stream-hook")
         message = (
             "The emergency service has ended this session."
             if code == "link_ended"

@@ -8,10 +8,11 @@ import asyncio
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from showme_core import audit
+from showme_core.providers import StreamChange
 from showme_core.signaling_messages import bad_message
 
 if TYPE_CHECKING:
@@ -40,6 +41,8 @@ class StreamReports:
     def __init__(self, showme: ShowMe, is_open: Callable[[Room], bool]) -> None:
         self._showme = showme
         self._open = is_open
+        # One queue per invite: a plugin slow on one session does not hold another's news.
+        self._telling: dict[str, _Queue] = {}
 
     async def handle(self, peer: Peer, room: Room, message: dict[str, Any]) -> None:
         """One ``report`` message from ``peer``; raises :class:`Refusal` for a bad one."""
@@ -166,6 +169,7 @@ class StreamReports:
         await self._event(room, record)
 
     async def _event(self, room: Room, record: StreamRecord) -> None:
+        change = _change(room, record)
         async with self._showme.transaction() as tx:
             await tx.event(
                 room.organisation_id, record.type, {"stream": record.stream}, room.invite_id
@@ -178,3 +182,67 @@ class StreamReports:
                 subject=room.invite_id,
                 **{k: v for k, v in record.stream.items() if k not in ("invite_id", "state")},
             )
+        self._showme.spawn(self._told(change), "stream-hook")
+
+    async def ended_with_link(self, room: Room, reason: str) -> None:
+        """The invite ended or expired while its session was live: the session ended too, and
+        the record says so (``stream.ended`` with ``reason``), as if the caller had stopped."""
+        room.state = "ended"
+        room.latest = None
+        await self._event(
+            room,
+            StreamRecord(
+                "stream.ended",
+                {"invite_id": room.invite_id, "state": "ended", "reason": reason},
+                "system",
+                lambda: None,
+            ),
+        )
+
+    async def _told(self, change: StreamChange) -> None:
+        """Tell plugins (``showme_on_stream``), after the change is committed, one change after
+        the other in the order they happened, per invite (the lock is taken before anything
+        awaits, and asyncio hands it over first come, first served)."""
+        from showme_core.invites import get_invite
+
+        queue = self._telling.setdefault(change.invite_id, _Queue())
+        queue.users += 1
+        try:
+            async with queue.lock:
+                async with self._showme.db.read() as db:
+                    invite = await get_invite(db, change.organisation_id, change.invite_id)
+                await self._showme.plugins.stream_changed(self._showme, invite, change)
+        finally:
+            queue.users -= 1
+            if not queue.users:
+                del self._telling[change.invite_id]
+
+
+@dataclass
+class _Queue:
+    """The changes of one invite waiting to be told, in order (asyncio's lock is first come,
+    first served)."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
+# Best first: a session's outcome is the best rung it reached.
+_RUNGS = ("video", "stills", "failed", "none")
+
+
+def _change(room: Room, record: StreamRecord) -> StreamChange:
+    """What a written stream event means to ``showme_on_stream``, the room's best rung kept."""
+    stream = record.stream
+    base = {"organisation_id": room.organisation_id, "invite_id": room.invite_id}
+    if record.type == "stream.requested":
+        room.best = "none"
+        return StreamChange(**base, change="started")
+    if record.type == "stream.ended":
+        return StreamChange(**base, change="ended", outcome=room.best)
+    rung = {"stream.connected": "video", "stream.stills": "stills"}.get(record.type, "failed")
+    if _RUNGS.index(rung) < _RUNGS.index(room.best):
+        room.best = rung
+    return StreamChange(
+        **base, change="rung", rung=rung, route=stream.get("route"), reason=stream.get("reason")
+    )

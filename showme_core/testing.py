@@ -5,8 +5,9 @@ Opt in from a ``conftest.py``::
     pytest_plugins = ["showme_core.testing"]
 
 Then override ``showme_plugins`` to register your plugin, and use ``showme_client`` (an httpx client
-bound to an in-process app) and ``tenant`` (an organisation with a signed-in dispatcher and an API
-key). The database is migrated once per test session.
+bound to an in-process app), ``tenant`` (an organisation with a signed-in dispatcher and an API
+key), ``phone_for`` (a caller's phone: open the link, send a picture, go live) and ``settle`` (wait
+until plugins have reacted). The database is migrated once per test session.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from showme_core.hookspecs import hookimpl
 from showme_core.organisations import Organisation, create_organisation
 from showme_core.providers import OutgoingSms, SmsReceipt, SmsStatus, StoredKey, StoredObject
 from showme_core.store.migrate import migrate
+from showme_core.testing_phone import CallerPhone
 
 TEST_ORIGIN = "http://showme.test"
 TEST_PASSWORD = "correct horse battery"  # noqa: S105 - a fixture, not a secret
@@ -147,6 +149,8 @@ def settings_for_tests(data_dir: Path, database_url: str, **overrides: Any) -> S
         # stays an allowed host when a test sets another public_url (as a proxy's inner name).
         "public_url": TEST_ORIGIN,
         "allowed_hosts": [TEST_ORIGIN.removeprefix("http://")],
+        # An event that drifts from the catalogue fails the test that emits it.
+        "strict_events": True,
         # Tests purge explicitly (media.purge_expired) rather than racing a background sweep.
         "retention_sweep_seconds": 0,
         **overrides,
@@ -182,11 +186,43 @@ def showme_settings(tmp_path: Path, showme_database_url: str) -> Settings:
 async def showme_app(showme_settings: Settings, showme_plugins: list[object]) -> AsyncIterator[Any]:
     app = create_app(showme_settings, plugins=showme_plugins)
     showme: ShowMe = app.state.showme
+    await _consumers_begin_now(showme)
     await showme.start()
     try:
         yield app
     finally:
         await showme.stop()
+
+
+async def _consumers_begin_now(showme: ShowMe) -> None:
+    """Tests share one store per session: a test's durable consumers begin at its present, so
+    they see the events of the organisations the test makes, not the history earlier tests left
+    (a consumer in production starts at an organisation's first event, ``docs/plugins.md``)."""
+    from sqlalchemy import delete, select
+
+    from showme_core.clock import utcnow
+    from showme_core.store.schema import event_cursors, organisations
+
+    names = list(showme.consumers.consumers)
+    if not names:
+        return
+    async with showme.db.transaction() as conn:
+        present = [
+            (row.id, int(row.event_seq)) for row in await conn.execute(select(organisations))
+        ]
+        await conn.execute(delete(event_cursors).where(event_cursors.c.consumer.in_(names)))
+        rows = [
+            {
+                "consumer": name,
+                "organisation_id": org_id,
+                "last_event_id": seq,
+                "updated_at": utcnow(),
+            }
+            for name in names
+            for org_id, seq in present
+        ]
+        if rows:
+            await conn.execute(event_cursors.insert(), rows)
 
 
 @pytest.fixture
@@ -249,6 +285,47 @@ async def make_tenant(showme_app: Any) -> AsyncIterator[Callable[..., Awaitable[
 @pytest.fixture
 async def tenant(make_tenant: Callable[..., Awaitable[Tenant]]) -> Tenant:
     return await make_tenant()
+
+
+async def settle(showme: ShowMe, timeout: float = 10.0) -> None:
+    """Wait until plugins have reacted to what happened so far: the service's background work
+    (``showme_on_event``, picture and stream hooks, SMS sends) is done, and every durable
+    consumer and CAD adapter has taken every organisation's latest event. Fails after
+    ``timeout`` seconds rather than hanging a test."""
+    import asyncio
+
+    from sqlalchemy import select
+
+    from showme_core.store.schema import organisations
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    await showme.drain(timeout)
+    async with showme.db.read() as db:
+        latest = {row.id: int(row.event_seq) for row in await db.execute(select(organisations))}
+    for org_id, last in latest.items():
+        while True:
+            cursors = await showme.consumers.cursors(org_id)
+            if all(cursors.get(name, 0) >= last for name in showme.consumers.consumers):
+                break
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"consumers still behind event {last} of {org_id}: {cursors}")
+            await asyncio.sleep(0.02)
+    await showme.drain(max(0.1, deadline - asyncio.get_running_loop().time()))
+
+
+async def sweep_now(showme: ShowMe, at: datetime | None = None) -> None:
+    """Run the periodic sweep once (off in the kit, ``retention_sweep_seconds = 0``), as if it
+    were ``at`` (now by default): invites past their expiry are announced (``invite.expired``),
+    media past retention purged."""
+    from showme_core.sweeps import sweep
+
+    await sweep(showme, orphans=False, now=at)
+
+
+def phone_for(showme_app: Any, link: str, device: str | None = None) -> CallerPhone:
+    """A caller's phone that received ``link`` (:class:`~showme_core.testing_phone.CallerPhone`):
+    ``await phone.open()``, ``await phone.upload(jpeg)``, ``async with phone.live(): ...``."""
+    return CallerPhone(showme_app, link, device)
 
 
 def iter_log_lines(settings: Settings) -> Iterator[str]:

@@ -152,6 +152,7 @@ def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[
             "SHOWME_ARGON2_MEMORY_KIB": "1024",
             "SHOWME_SECRET_KEYS": "live-server-test-key",
             "SHOWME_SSE_HEARTBEAT_SECONDS": "1",
+            "SHOWME_STRICT_EVENTS": "true",
             **env_overrides,
         }
         url = f"http://127.0.0.1:{port}"

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 
 metadata = MetaData(
@@ -55,6 +56,8 @@ organisations = Table(
     # Last event id handed out; bumped in the event's own transaction (see store/events.py).
     Column("event_seq", BigInteger, nullable=False),
     _ts("created_at"),
+    # Settings of plugins for this organisation, one block per plugin (docs/plugins.md).
+    Column("plugin_settings", JSON, nullable=False, server_default="{}"),
 )
 
 users = Table(
@@ -82,6 +85,8 @@ api_keys = Table(
     _ts("revoked_at", nullable=True),
 )
 
+AWAITING_EXPIRY = "ended_at IS NULL AND expiry_announced_at IS NULL"
+
 invites = Table(
     "invites",
     metadata,
@@ -104,7 +109,19 @@ invites = Table(
     _ts("legal_hold_at", nullable=True),
     # SHA-256 of the device id of the phone that holds the link (docs/live.md, "One phone").
     Column("device_hash", String(64), nullable=True),
+    # Short texts a plugin stamped on the invite before it was created (CAD data).
+    Column("labels", JSON, nullable=False, server_default="{}"),
+    # When the sweep announced the invite's expiry (invite.expired), once.
+    _ts("expiry_announced_at", nullable=True),
     Index("ix_invites_org_created", "organisation_id", "created_at"),
+    Index("ix_invites_org_incident", "organisation_id", "incident_id"),
+    # The sweep's question each minute, "which invites expired unannounced?", without a scan.
+    Index(
+        "ix_invites_awaiting_expiry",
+        "expires_at",
+        sqlite_where=text(AWAITING_EXPIRY),
+        postgresql_where=text(AWAITING_EXPIRY),
+    ),
 )
 
 sms_messages = Table(
@@ -139,6 +156,8 @@ events = Table(
     Column("invite_id", String(32), nullable=True),
     Column("data", JSON, nullable=False),
     _ts("created_at"),
+    # An incident's session events: its invites' events without reading the whole feed.
+    Index("ix_events_org_invite", "organisation_id", "invite_id"),
 )
 
 audit_records = Table(
@@ -173,6 +192,8 @@ media = Table(
     Column("id", String(32), primary_key=True),
     Column("organisation_id", String(32), ForeignKey("organisations.id"), nullable=False),
     Column("invite_id", String(32), ForeignKey("invites.id"), nullable=False),
+    # The invite's CAD incident, copied so an incident's pictures are found without a join.
+    Column("incident_id", String(100), nullable=True),
     Column("kind", String(16), nullable=False),
     _ts("created_at"),
     _ts("captured_at", nullable=True),
@@ -192,6 +213,7 @@ media = Table(
     UniqueConstraint("invite_id", "idempotency_key", name="uq_media_invite_idempotency"),
     Index("ix_media_org_created", "organisation_id", "created_at"),
     Index("ix_media_invite_created", "invite_id", "created_at"),
+    Index("ix_media_org_incident", "organisation_id", "incident_id"),
 )
 
 # Who has seen a picture at full size: the audit records each (picture, viewer) once.
@@ -201,4 +223,49 @@ media_views = Table(
     Column("media_id", String(32), ForeignKey("media.id"), primary_key=True),
     Column("actor", String(100), primary_key=True),
     _ts("created_at"),
+)
+
+
+# A request a client may retry (Idempotency-Key): its first answer, replayed to every retry.
+idempotency_records = Table(
+    "idempotency_records",
+    metadata,
+    Column("organisation_id", String(32), ForeignKey("organisations.id"), primary_key=True),
+    Column("actor", String(100), primary_key=True),
+    Column("operation", String(100), primary_key=True),
+    # SHA-256 of the key: the key (which seals the link below) is never stored.
+    Column("key_hash", String(64), primary_key=True),
+    Column("request_sha256", String(64), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("response", JSON, nullable=False),
+    # The answer's link, encrypted with a key derived from the Idempotency-Key and secret_keys.
+    Column("sealed_link", Text, nullable=True),
+    _ts("created_at"),
+    Index("ix_idempotency_records_created", "created_at"),
+)
+
+# Where each durable event consumer is, per organisation, and which instance delivers to it.
+event_cursors = Table(
+    "event_cursors",
+    metadata,
+    Column("consumer", String(100), primary_key=True),
+    Column("organisation_id", String(32), ForeignKey("organisations.id"), primary_key=True),
+    Column("last_event_id", BigInteger, nullable=False),
+    _ts("updated_at"),
+    Column("lease_owner", String(64), nullable=True),
+    _ts("lease_until", nullable=True),
+)
+
+# What plugins keep (docs/plugins.md, "State"): records of their own kinds, per organisation.
+plugin_records = Table(
+    "plugin_records",
+    metadata,
+    Column("plugin", String(64), primary_key=True),
+    Column("kind", String(64), primary_key=True),
+    Column("id", String(64), primary_key=True),
+    Column("organisation_id", String(32), ForeignKey("organisations.id"), nullable=True),
+    Column("data", JSON, nullable=False),
+    _ts("created_at"),
+    _ts("updated_at"),
+    Index("ix_plugin_records_listing", "plugin", "kind", "organisation_id", "created_at"),
 )

@@ -23,6 +23,7 @@ from showme_core.web.caller import link_token
 from showme_core.web.schemas import (
     LegalHold,
     PictureFields,
+    incident_filter,
     paging,
     parse_body,
     validation_problem,
@@ -158,13 +159,19 @@ async def _upload(request: Request, showme: ShowMe) -> Response:
 async def _listing(request: Request, invite_id: str | None) -> Response:
     principal = await require_principal(request, "media:read")
     limit, before = paging(request, default=100, maximum=500)
+    incident_id = incident_filter(request) if invite_id is None else None
     async with showme_of(request).db.read() as db:
         # Read the feed position first: a feed resumed from it replays anything newer.
         last_id = await last_event_id(db, principal.organisation_id)
         if invite_id is not None:
             await invites.get_invite(db, principal.organisation_id, invite_id)
         found = await media.list_media(
-            db, principal.organisation_id, invite_id=invite_id, limit=limit, before=before
+            db,
+            principal.organisation_id,
+            invite_id=invite_id,
+            incident_id=incident_id,
+            limit=limit,
+            before=before,
         )
     return JSONResponse(
         {"items": [item.to_json() for item in found], "last_event_id": last_id},

@@ -18,6 +18,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from showme_core.web.limits import BODY_METHODS, BodyPace, paced, respond
+from showme_core.web.query import StrictQuery
 
 if TYPE_CHECKING:
     from showme_core.app import ShowMe
@@ -80,7 +81,7 @@ def allowed_hosts(settings: Settings) -> frozenset[str] | None:
 
 class RequestContext:
     def __init__(self, app: ASGIApp, showme: ShowMe) -> None:
-        self.app = app
+        self.app = StrictQuery(app)
         self.showme = showme
         settings = showme.settings
         self.hosts = allowed_hosts(settings)

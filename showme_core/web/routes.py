@@ -9,6 +9,7 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from showme_core.web import (
     caller,
     feed,
+    incidents,
     invites,
     media,
     ops,
@@ -39,6 +40,11 @@ def api_routes() -> list[Route]:
         Route("/api/v1/media/{media_id}", media.media_file, methods=["GET"]),
         Route("/api/v1/media/{media_id}/thumbnail", media.media_thumbnail, methods=["GET"]),
         Route("/api/v1/events", feed.event_feed, methods=["GET"]),
+        # The EIDO first: the id is read from the raw path, where "%2F" is not a separator.
+        Route(
+            "/api/v1/incidents/{incident_id:path}/eido", incidents.incident_eido, methods=["GET"]
+        ),
+        Route("/api/v1/incidents/{incident_id:path}", incidents.get_incident, methods=["GET"]),
         Route("/api/v1/caller/open", caller.open_link, methods=["POST"]),
         Route("/api/v1/caller/media", media.upload_picture, methods=["POST"]),
         Route("/api/v1/invites/{invite_id}/resend", invites.resend_invite, methods=["POST"]),

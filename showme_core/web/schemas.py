@@ -117,6 +117,17 @@ def paging(request: Request, default: int, maximum: int) -> tuple[int, datetime 
     return limit, before
 
 
+def incident_filter(request: Request) -> str | None:
+    """The ``incident_id`` a list is filtered on, as invites carry it (trimmed, at most 100)."""
+    raw = request.query_params.get("incident_id")
+    if raw is None:
+        return None
+    value = raw.strip()
+    if not value or len(value) > 100:
+        raise InvalidInput("incident_id must be 1 to 100 characters")
+    return value
+
+
 class PayloadTooLarge(ShowMeError):
     status = 413
     code = "payload_too_large"

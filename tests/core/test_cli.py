@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -124,6 +126,25 @@ def test_bad_configuration_is_reported(tmp_path: Path) -> None:
     assert main(["--config", str(config), "plugins"]) == 1
 
 
+def test_check_asks_consumers_and_adapters_that_can_answer(tmp_path: Path) -> None:
+    assert run(tmp_path, "migrate").returncode == 0
+
+    def check_with(journal: Path) -> subprocess.CompletedProcess[str]:
+        config = tmp_path / "showme.toml"
+        settings = json.dumps({"pigeon": {"journal": str(journal)}}).replace('": ', '" = ')
+        config.write_text(
+            'public_url = "https://showme.psap.example"\n'
+            f'plugins = ["pigeon"]\nplugin_settings = {settings}\n'
+        )
+        return run(tmp_path, "--config", str(config), "check")
+
+    good = check_with(tmp_path / "journal.txt")
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert f"pigeon-journal: OK - journal in {tmp_path}" in good.stdout
+    bad = check_with(tmp_path / "missing" / "journal.txt")
+    assert bad.returncode == 1 and "pigeon-journal: FAILED - cannot write in" in bad.stdout
+
+
 def test_check_gives_a_verdict_per_provider(tmp_path: Path) -> None:
     import json
 
@@ -219,3 +240,68 @@ def _made_link(server: Any) -> str:
     )
     assert created.status_code == 201, created.text
     return str(created.json()["link"].split("#", 1)[1])
+
+
+def test_an_organisation_configures_a_plugin(tmp_path: Path) -> None:
+    assert run(tmp_path, "migrate").returncode == 0
+    created = run(tmp_path, "org", "create", "--slug", "north", "--name", "N", "--region", "BE")
+    assert created.returncode == 0, created.stderr
+    config = tmp_path / "showme.toml"
+    config.write_text('plugins = ["pigeon"]\n')
+    done = run(
+        tmp_path,
+        "--config",
+        str(config),
+        "org",
+        "configure",
+        "--org",
+        "north",
+        "--plugin",
+        "pigeon",
+        "--json",
+        '{"fail_numbers": ["+32470000000"]}',
+    )
+    assert done.returncode == 0, done.stderr
+    assert "north: settings for pigeon" in done.stdout
+    unknown = run(
+        tmp_path,
+        "--config",
+        str(config),
+        "org",
+        "configure",
+        "--org",
+        "north",
+        "--plugin",
+        "pigeonn",
+        "--json",
+        "{}",
+    )
+    assert unknown.returncode == 1 and "no loaded plugin is named 'pigeonn'" in unknown.stderr
+    bad = run(
+        tmp_path,
+        "--config",
+        str(config),
+        "org",
+        "configure",
+        "--org",
+        "north",
+        "--plugin",
+        "pigeon",
+        "--json",
+        "[1]",
+    )
+    assert bad.returncode == 1 and "must be an object" in bad.stderr
+    # The plugin's own command (showme_register_commands) sees the organisation's block.
+    listed = run(tmp_path, "--config", str(config), "--help")
+    assert "pigeon-settings" in listed.stdout
+    org_id = re.search(r"id ([\w-]+),", created.stdout)
+    assert org_id is not None
+    shown = run(tmp_path, "--config", str(config), "pigeon-settings", org_id.group(1))
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout) == {"fail_numbers": ["+32470000000"]}
+    missing = run(tmp_path, "--config", str(config), "pigeon-settings", "nobody")
+    assert missing.returncode == 1 and missing.stderr.startswith("showme: error:")
+    # Without the plugin active, its command does not exist.
+    assert run(tmp_path, "pigeon-settings", org_id.group(1)).returncode == 2
+    cleared = run(tmp_path, "org", "configure", "--org", "north", "--plugin", "pigeon", "--clear")
+    assert cleared.returncode == 0 and "settings for no plugin" in cleared.stdout

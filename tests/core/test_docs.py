@@ -63,3 +63,36 @@ def test_every_setting_is_documented() -> None:
     docs = (ROOT / "docs" / "operations.md").read_text()
     missing = [name for name in Settings.model_fields if f"`{name}`" not in docs]
     assert missing == [], f"docs/operations.md does not name these settings: {missing}"
+
+
+def test_the_event_catalogue_is_documented_as_the_code_says() -> None:
+    """docs/events.md is generated from showme_core/event_types.py: regenerate it with
+    ``python -m showme_core.event_types > docs/events.md``."""
+    from showme_core import event_types
+
+    assert (ROOT / "docs" / "events.md").read_text() == event_types.markdown()
+
+
+def test_every_event_type_is_emitted_by_the_service() -> None:
+    """A type in the catalogue is one the core's own code emits (no documented ghost)."""
+    from showme_core import event_types
+
+    sources = "\n".join(p.read_text() for p in (ROOT / "showme_core").rglob("*.py"))
+    for name in event_types.CATALOGUE:
+        assert f'"{name}"' in sources.replace(f'EventType(\n        "{name}"', ""), name
+
+
+def test_a_drifting_payload_is_logged_without_its_values() -> None:
+    """Outside strict mode a payload that drifted from the catalogue is logged, never refused,
+    and the log names the fields, not their values (a phone number, a position)."""
+    from structlog.testing import capture_logs
+
+    from showme_core import event_types
+
+    drifted = {"invite": {"id": 5, "phone": "+32470123456", "note": "lat 50.8466"}}
+    with capture_logs() as logs:
+        event_types.check("invite.created", drifted, "an-invite", strict=False)
+    assert logs and "invite.id: Input should be a valid string" in logs[0]["problems"]
+    assert "+32470123456" not in repr(logs) and "50.8466" not in repr(logs)
+    with pytest.raises(event_types.EventDoesNotMatch):
+        event_types.check("invite.created", drifted, "an-invite", strict=True)

@@ -159,7 +159,9 @@ async def commit_events(
     while len(ids) < count:
         async with showme.transaction() as tx:
             for _ in range(min(per_transaction, count - len(ids))):
-                ids.append((await tx.event(organisation_id, "test.tick", {"n": len(ids)})).id)
+                ids.append(
+                    (await tx.event(organisation_id, "credits.changed", {"credits": len(ids)})).id
+                )
     return ids
 
 

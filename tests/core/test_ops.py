@@ -46,3 +46,22 @@ class TestMetricsToken:
         right = {"Authorization": "Bearer scrape-me-please"}
         answer = await showme_client.get("/metrics", headers=right)
         assert answer.status_code == 200 and "showme_http_requests_total" in answer.text
+
+
+def test_the_data_directory_key_is_made_once_whole_and_private(tmp_path: Path) -> None:
+    """Without ``secret_keys`` an embedded instance keeps its key in the data directory: made
+    once, readable by the service alone, and never a short or empty key."""
+    from showme_core import config
+
+    made = Settings(data_dir=tmp_path / "a").signing_keys()
+    key_file = tmp_path / "a" / "secret.key"
+    assert len(made[0]) >= 32 and key_file.read_text().strip() == made[0]
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in key_file.parent.iterdir()) == ["secret.key"]
+    config._DATA_DIR_KEYS.clear()  # another process starting: it reads the same key
+    assert Settings(data_dir=tmp_path / "a").signing_keys() == made
+    # A file left empty (a crash or a full disk while an older release wrote it) is refused.
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "secret.key").write_text("")
+    with pytest.raises(config.ConfigError, match="no usable key"):
+        Settings(data_dir=tmp_path / "b").signing_keys()

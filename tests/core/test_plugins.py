@@ -144,7 +144,7 @@ async def test_failing_on_event_does_not_break_the_request(
             org = await create_organisation(
                 tx.conn, slug=f"broken-{id(tx) % 100000}", name="x", default_region="BE"
             )
-            await tx.event(org.id, "test.event", {})
+            await tx.event(org.id, "credits.changed", {"credits": 0})
         await showme.drain()
         assert "showme_on_event failed" in showme.settings.log_file.read_text()  # type: ignore[union-attr]
     finally:
@@ -193,3 +193,52 @@ async def test_filesystem_storage_is_durable_and_safe(tmp_path: Any) -> None:
     await storage.delete("org/invite/one.jpg")
     assert not await storage.exists("org/invite/one.jpg")
     await asyncio.sleep(0)
+
+
+def test_a_settings_block_for_a_plugin_not_loaded_stops_the_start(tmp_path: Any) -> None:
+    from showme_core.app import ShowMe
+    from showme_core.plugins import PluginError
+    from showme_core.testing import settings_for_tests
+
+    settings = settings_for_tests(
+        tmp_path,
+        f"sqlite+aiosqlite:///{tmp_path / 'x.db'}",
+        plugin_settings={"sms_twilo": {"account_sid": "AC1"}},  # misspelt, and not loaded
+    )
+    with pytest.raises(PluginError, match="sms_twilo"):
+        ShowMe(settings)
+    loaded = settings.model_copy(
+        update={"plugins": ["pigeon"], "plugin_settings": {"pigeon": {}, "core": {}}}
+    )
+    ShowMe(loaded)  # the loaded plugin's block, and the core's, are fine
+
+
+async def test_an_organisation_block_for_a_plugin_not_loaded_stops_the_start(
+    showme_database_url: str, tmp_path: Any
+) -> None:
+    from showme_core.app import ShowMe
+    from showme_core.organisations import configure_plugin, create_organisation
+    from showme_core.plugins import PluginError
+    from showme_core.testing import settings_for_tests, unique
+
+    with_pigeon = settings_for_tests(tmp_path, showme_database_url, plugins=["pigeon"])
+    showme = ShowMe(with_pigeon)
+    try:
+        async with showme.transaction() as tx:
+            org = await create_organisation(
+                tx.conn, slug=unique("cfg"), name="c", default_region="BE"
+            )
+            await configure_plugin(tx.conn, org.id, "pigeon", {"fail_numbers": ["+32470000000"]})
+        await showme.start()
+        assert await showme.organisation_settings(org.id, "pigeon") == {
+            "fail_numbers": ["+32470000000"]
+        }
+        await showme.stop()
+        without = ShowMe(settings_for_tests(tmp_path, showme_database_url))
+        with pytest.raises(PluginError, match="has settings for pigeon"):
+            await without.start()
+        await without.stop()
+        async with showme.transaction() as tx:
+            await configure_plugin(tx.conn, org.id, "pigeon", None)
+    finally:
+        await showme.db.dispose()

@@ -34,7 +34,7 @@ async def test_event_ids_are_contiguous_under_concurrent_writers(showme: ShowMe)
     async def writer(n: int) -> None:
         for i in range(10):
             async with showme.transaction() as tx:
-                await tx.event(org.id, "test.event", {"writer": n, "i": i})
+                await tx.event(org.id, "credits.changed", {"credits": n * 100 + i})
 
     async def reader() -> None:
         last = 0
@@ -59,12 +59,12 @@ async def test_a_failed_transaction_leaves_no_event(showme: ShowMe) -> None:
         )
     try:
         async with showme.transaction() as tx:
-            await tx.event(org.id, "test.event", {})
+            await tx.event(org.id, "credits.changed", {"credits": 0})
             raise RuntimeError("abort")
     except RuntimeError:
         pass
     async with showme.transaction() as tx:
-        event = await tx.event(org.id, "test.event", {})
+        event = await tx.event(org.id, "credits.changed", {"credits": 0})
     assert event.id == 1
     async with showme.db.read() as db:
         assert [e.id for e in await events_after(db, org.id, 0)] == [1]

@@ -4,6 +4,7 @@ or shows nothing of the first organisation. The walk fails when a new route is n
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from starlette.routing import Route
@@ -38,6 +39,8 @@ def api_routes(app: Any) -> set[tuple[str, str]]:
     return found
 
 
+# North's incident: free text with a slash, percent-encoded in paths.
+INCIDENT = "INC/north 7"
 BODIES: dict[str, Any] = {
     "/api/v1/invites/{invite_id}/legal-hold": {"hold": True},
 }
@@ -47,7 +50,11 @@ async def check(
     method: str, path: str, client: httpx.AsyncClient, north: Tenant, invite_id: str, media_id: str
 ) -> None:
     """``client`` belongs to another organisation than ``north``: prove it cannot touch north."""
-    url = path.replace("{invite_id}", invite_id).replace("{media_id}", media_id)
+    url = (
+        path.replace("{invite_id}", invite_id)
+        .replace("{media_id}", media_id)
+        .replace("{incident_id:path}", quote(INCIDENT, safe=""))
+    )
     if (method, path) == ("GET", "/api/v1/events"):
         app = client._transport.app  # type: ignore[attr-defined]
         headers = {k: v for k, v in client.headers.items() if k.lower() != "host"}
@@ -62,11 +69,11 @@ async def check(
     if path.endswith("/legal-hold") and "authorization" not in client.headers:
         # A dispatcher is refused as a non-admin before the invite is even looked up.
         assert answer.status_code == 403, (method, path, answer.status_code)
-    elif "{invite_id}" in path or "{media_id}" in path:
+    elif "{invite_id}" in path or "{media_id}" in path or "{incident_id" in path:
         assert answer.status_code == 404, (method, path, answer.status_code)
     else:
         assert answer.status_code in (200, 201), (method, path, body)
-    for secret in (invite_id, media_id, north.org.id, north.org.name):
+    for secret in (invite_id, media_id, north.org.id, north.org.name, INCIDENT):
         assert secret not in body, (method, path)
 
 
@@ -75,7 +82,9 @@ async def test_every_endpoint_refuses_another_organisation(
 ) -> None:
     north = await make_tenant()
     south = await make_tenant()
-    created = await north.client.post("/api/v1/invites", json={"phone": "+32470123456"})
+    created = await north.client.post(
+        "/api/v1/invites", json={"phone": "+32470123456", "incident_id": INCIDENT}
+    )
     invite_id = created.json()["id"]
     token = created.json()["link"].split("#", 1)[1]
     async with client_for(showme_app) as phone:
@@ -98,6 +107,8 @@ async def test_every_endpoint_refuses_another_organisation(
     mine = (await north.client.get(f"/api/v1/invites/{invite_id}")).json()
     assert mine["status"] == "pending" and mine["legal_hold"] is False
     assert (await north.client.get(f"/api/v1/media/{media_id}")).status_code == 200
+    incident = await north.cad.get(f"/api/v1/incidents/{quote(INCIDENT, safe='')}")
+    assert incident.status_code == 200 and incident.json()["invites"][0]["id"] == invite_id
 
 
 async def test_unauthenticated_calls_are_refused(
@@ -105,6 +116,7 @@ async def test_unauthenticated_calls_are_refused(
 ) -> None:
     for method, path in sorted(api_routes(showme_app) - PUBLIC):
         url = path.replace("{invite_id}", "x").replace("{media_id}", "x")
+        url = url.replace("{incident_id:path}", "x")
         answer = await showme_client.request(method, url)
         assert answer.status_code == 401, (method, path)
         assert answer.json()["error"]["code"] == "not_authenticated"

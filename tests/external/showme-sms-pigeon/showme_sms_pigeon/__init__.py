@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
@@ -10,7 +13,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from showme_core.hookspecs import hookimpl
-from showme_core.providers import PageExtras
+from showme_core.providers import CliCommand, PageExtras
+from showme_sms_pigeon.journal import PigeonJournal
 from showme_sms_pigeon.provider import LOFT, PigeonSmsProvider
 
 DOMAIN = "pigeon"
@@ -21,6 +25,19 @@ SEEN: dict[str, Any] = {"events": [], "started": 0, "stopped": 0}
 def showme_register_sms_providers(register: Callable[[Any], None], config: Any) -> None:
     settings = config.settings_for(DOMAIN)
     register(PigeonSmsProvider(fail_numbers=set(settings.get("fail_numbers", []))))
+
+
+@hookimpl
+def showme_register_event_consumers(register: Callable[[Any], None], config: Any) -> None:
+    settings = config.settings_for(DOMAIN)
+    if settings.get("journal"):
+        register(
+            PigeonJournal(
+                Path(settings["journal"]),
+                set(settings.get("fail_first", [])),
+                float(settings.get("delay", 0.0)),
+            )
+        )
 
 
 @hookimpl
@@ -60,3 +77,25 @@ def showme_console_extras() -> PageExtras:
 @hookimpl
 def showme_caller_page_extras() -> PageExtras:
     return PageExtras(stylesheets=["/plugins/pigeon/pigeon.css"])
+
+
+async def _print_settings(showme: Any, args: argparse.Namespace) -> int:
+    settings = await showme.organisation_settings(args.org_id, DOMAIN)
+    print(json.dumps(settings, sort_keys=True))
+    return 0
+
+
+def _configure_settings(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("org_id", help="organisation id")
+
+
+@hookimpl
+def showme_register_commands(register: Callable[[CliCommand], None], config: Any) -> None:
+    register(
+        CliCommand(
+            name="pigeon-settings",
+            help="print the pigeon settings an organisation sees",
+            configure=_configure_settings,
+            run=_print_settings,
+        )
+    )
